@@ -1,0 +1,125 @@
+"""Clip-level inference: raw skeleton clips in, logits and per-joint modulation maps out.
+
+A :class:`Recognizer` bundles one or two loaded MMN streams (joint, and optionally bone for
+the two-stream ensemble ``0.5 · logits_J + 0.5 · logits_B``) with their skeleton layout and the
+authors' test-time preprocessing. Modulation maps come back in the layout's *storage* joint
+order (the order of the input keypoints), not MMN's body-part order.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmn.checkpoint import layout_of, load_official
+from mmn.model import MAP_NAMES, MMN
+from mmn.preprocess import CLIP_LEN, preprocess_clip
+from pose.skeleton_layout import SkeletonLayout
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(device)
+
+
+@dataclass
+class Prediction:
+    """Output of :meth:`Recognizer.predict` for N clips.
+
+    ``logits`` and ``probs``: (N, K) float32 (ensembled over streams). ``maps``: map name →
+    (N, clip_len, V) float32 heat per clip, sampled frame and storage-order joint, the mean over
+    all blocks of each block's map resized to ``clip_len`` frames (joint stream only); empty
+    unless asked for. ``frame_inds``: (N, clip_len) raw frame index of each sampled frame.
+    """
+
+    logits: np.ndarray
+    probs: np.ndarray
+    frame_inds: np.ndarray
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def blocks_to_heatmap(block_maps: list[dict[str, Tensor]], name: str, clip_len: int) -> Tensor:
+    """Average one named map over blocks: each (B, T_stage, V) is resized (nearest frame) to
+    ``clip_len`` frames; returns (B, clip_len, V)."""
+    acc = None
+    for maps in block_maps:
+        m = maps[name]
+        t_stage = m.shape[1]
+        m = m.repeat_interleave(clip_len // t_stage, dim=1) if clip_len % t_stage == 0 else \
+            torch.nn.functional.interpolate(m.transpose(1, 2), size=clip_len, mode="nearest").transpose(1, 2)
+        acc = m if acc is None else acc + m
+    return acc / len(block_maps)
+
+
+class Recognizer:
+    """One or two MMN streams on a device, ready for raw (L, V, 2) pixel clips."""
+
+    def __init__(self, streams: Sequence[MMN], device: str | torch.device = "auto") -> None:
+        if not streams:
+            raise ValueError("a Recognizer needs at least one model")
+        self.device = resolve_device(device)
+        self.streams = [m.to(self.device).eval() for m in streams]
+        self.layout: SkeletonLayout = layout_of(self.streams[0])
+        self.modalities = [m.pretrained_cfg.get("modality", "joint") if hasattr(m, "pretrained_cfg")
+                           else "joint" for m in self.streams]
+        for m in self.streams[1:]:
+            if layout_of(m).to_dict() != self.layout.to_dict() or m.cfg.num_classes != self.num_classes:
+                raise ValueError("ensembled checkpoints must share layout and classes")
+        self.class_names: list[str] = list(getattr(self.streams[0], "pretrained_cfg", {}).get(
+            "class_names", [f"class_{i}" for i in range(self.num_classes)]))
+        # inverse of the body-part reorder: storage joint j sits at model position inverse[j]
+        self._inverse = torch.as_tensor(np.argsort(np.asarray(self.layout.partition)), device=self.device)
+
+    @classmethod
+    def from_checkpoints(cls, joint: str | os.PathLike, bone: str | os.PathLike | None = None,
+                         device: str | torch.device = "auto") -> "Recognizer":
+        """Load ``joint`` (and ``bone`` for the 2S ensemble) with :func:`mmn.load_official`."""
+        streams = [load_official(joint)]
+        if bone is not None:
+            streams.append(load_official(bone, modality="bone"))
+        return cls(streams, device)
+
+    @property
+    def num_classes(self) -> int:
+        return self.streams[0].cfg.num_classes
+
+    @property
+    def dataset(self) -> str:
+        return getattr(self.streams[0], "pretrained_cfg", {}).get("dataset", "unknown")
+
+    @torch.inference_mode()
+    def predict(self, clips: Sequence[np.ndarray], return_maps: bool = False,
+                batch_size: int = 64, clip_len: int = CLIP_LEN) -> Prediction:
+        """Classify raw clips, each (L_i, V, 2) pixels with L_i ≥ 1, in batches."""
+        logits_all, maps_all, inds_all = [], {n: [] for n in MAP_NAMES}, []
+        for start in range(0, len(clips), batch_size):
+            batch = clips[start:start + batch_size]
+            logits = None
+            for s, (model, modality) in enumerate(zip(self.streams, self.modalities)):
+                xs, ts = zip(*(preprocess_clip(c, self.layout, modality, clip_len) for c in batch))
+                x = torch.from_numpy(np.stack(xs)).to(self.device)
+                t = torch.from_numpy(np.stack(ts)).to(self.device)
+                want_maps = return_maps and s == 0
+                out = model(x, t, return_maps=want_maps)
+                if want_maps:
+                    out, block_maps = out
+                    for name in MAP_NAMES:
+                        heat = blocks_to_heatmap(block_maps, name, clip_len)[:, :, self._inverse]
+                        maps_all[name].append(heat.float().cpu().numpy())
+                logits = out.float() if logits is None else logits + out.float()
+            logits_all.append((logits / len(self.streams)).cpu().numpy())
+            inds_all.extend(np.linspace(0, len(c) - 1, clip_len).astype(int) for c in batch)
+        logits_np = np.concatenate(logits_all) if logits_all else np.zeros((0, self.num_classes), np.float32)
+        probs = torch.softmax(torch.from_numpy(logits_np), dim=1).numpy()
+        maps = {n: np.concatenate(v) for n, v in maps_all.items() if v}
+        return Prediction(logits_np, probs, np.asarray(inds_all, dtype=np.int64).reshape(-1, clip_len), maps)
