@@ -1,0 +1,1 @@
+"""pipelines: video → skeleton → MMN windows → labels, heatmaps and annotated clips."""
