@@ -1,0 +1,174 @@
+"""Benchmark the default pose backend (MediaPipe Holistic) on the real MA-52 clips.
+
+    python benchmarks/bench_pose.py [--videos DIR] [--json OUT.json] [--smoothing]
+
+Prints a table of frames/s and writes the numbers, with the machine's description and its
+load average (other processes on the cores slow everything down), to JSON:
+
+- decode: OpenCV decoding alone;
+- estimate: decoding + MediaPipe Holistic (the pose backend);
+- extract: the whole ``extract_skeleton`` (estimate + 44-joint mapping + subject + post-processing);
+- CPU ms/frame: process CPU time (all threads) per frame while estimating, which other load
+  inflates much less than wall time.
+
+``--smoothing`` also measures, on each clip, what each smoothing setting does: the jitter of
+joints that should be still, the nod/turn amplitude at the nose and the lag (frames) against
+the unsmoothed track; the defaults in :mod:`pose.postprocess` were chosen from this table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pose.estimators import create_estimator  # noqa: E402
+from pose.extract import extract_skeleton  # noqa: E402
+from pose.measure import amplitude, jitter, lag  # noqa: E402
+from pose.postprocess import SmoothingConfig, smooth  # noqa: E402
+from pose.video import iter_frames  # noqa: E402
+
+DEFAULT_VIDEOS = ROOT.parent / "shared" / "fixtures" / "videos"
+# joints that should be still in each clip (the seated subject's feet, or hips while rocking)
+STILL = {"0019_02_0078.mp4": (15, 16, 24, 25), "0010_02_0101.mp4": (13, 14, 15, 16, 20, 21, 24, 25),
+         "0030_01_0002.mp4": (11, 12, 19)}
+CANDIDATES = [
+    ("none", SmoothingConfig(method="none")),
+    ("savgol 0.23s p2", SmoothingConfig(window_s=0.23, polyorder=2)),
+    ("savgol 0.3s p2 (default)", SmoothingConfig()),
+    ("savgol 0.3s p3", SmoothingConfig(polyorder=3)),
+    ("savgol 0.37s p2", SmoothingConfig(window_s=0.37)),
+    ("savgol 0.37s p3", SmoothingConfig(window_s=0.37, polyorder=3)),
+    ("one_euro 0.5Hz b0.2", SmoothingConfig(method="one_euro", min_cutoff=0.5, beta=0.2)),
+    ("one_euro 1Hz b0.05", SmoothingConfig(method="one_euro", min_cutoff=1.0, beta=0.05)),
+    ("one_euro 1.5Hz b0.2", SmoothingConfig(method="one_euro", min_cutoff=1.5, beta=0.2)),
+]
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import cv2
+    import mediapipe
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "opencv": cv2.__version__,
+            "mediapipe": mediapipe.__version__,
+            "load_average_1m_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+
+
+def _cpu_s() -> float:
+    """CPU seconds used by this process, all threads (MediaPipe runs its own)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def bench_speed(videos: list[Path]) -> list[dict]:
+    rows = []
+    est = create_estimator("mediapipe")
+    try:
+        for v in videos:
+            t = time.perf_counter()
+            n = sum(1 for _ in iter_frames(v))
+            decode = time.perf_counter() - t
+            est.reset()
+            t, c = time.perf_counter(), _cpu_s()
+            for _ in est.stream(iter_frames(v)):
+                pass
+            estimate, estimate_cpu = time.perf_counter() - t, _cpu_s() - c
+            t = time.perf_counter()
+            extract_skeleton(v, est)
+            extract = time.perf_counter() - t
+            rows.append({"video": v.name, "frames": n, "decode_fps": n / decode,
+                         "estimate_fps": n / estimate, "extract_fps": n / extract,
+                         "estimate_cpu_ms_per_frame": 1000 * estimate_cpu / n})
+    finally:
+        est.close()
+    return rows
+
+
+def bench_smoothing(videos: list[Path]) -> list[dict]:
+    rows = []
+    for v in videos:
+        raw = extract_skeleton(v, smoothing=None)
+        fps = raw.meta["video"]["fps"]
+        mp_filtered = extract_skeleton(v, smoothing=None,
+                                       estimator_options={"smooth_landmarks": True}).keypoints
+        r = raw.keypoints
+        still = STILL.get(v.name, (15, 16))
+        j0, a0 = jitter(r, still), amplitude(r[:, 0, 1])
+        tracks = [("mediapipe smooth_landmarks", mp_filtered)]
+        tracks += [(name, smooth(r, raw.scores, raw.flags, raw.timestamps, cfg, fps)) for name, cfg in CANDIDATES]
+        for name, k in tracks:
+            rows.append({"video": v.name, "method": name, "still_joints": list(still),
+                         "jitter_px": jitter(k, still), "jitter_ratio": jitter(k, still) / j0,
+                         "nose_amplitude_px": amplitude(k[:, 0, 1]),
+                         "nose_amplitude_ratio": amplitude(k[:, 0, 1]) / a0,
+                         "nose_peak_to_peak_ratio": float(np.ptp(k[:, 0, 1]) / np.ptp(r[:, 0, 1])),
+                         "lag_frames": lag(r[:, 0, 1], k[:, 0, 1])})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
+    ap.add_argument("--json", type=Path, default=ROOT / "outputs" / "bench_pose.json")
+    ap.add_argument("--smoothing", action="store_true", help="also measure the smoothing settings")
+    args = ap.parse_args(argv)
+    import cv2
+
+    cv2.setNumThreads(1)  # MediaPipe keeps ~1.3 cores busy; decoding on one thread beside it
+    videos = sorted(args.videos.glob("*.mp4"))
+    if not videos:
+        print(f"no .mp4 files in {args.videos}", file=sys.stderr)
+        return 1
+    result = {"machine": machine(), "backend": "mediapipe (Holistic, model_complexity=1)"}
+    result["speed"] = bench_speed(videos)
+    total = sum(r["frames"] for r in result["speed"])
+    for key in ("decode_fps", "estimate_fps", "extract_fps"):
+        result[f"overall_{key}"] = total / sum(r["frames"] / r[key] for r in result["speed"])
+    print(f"machine: {result['machine']['cpu']} ({result['machine']['cores']} cores), "
+          f"load average at start {result['machine']['load_average_1m_at_start']}")
+    result["overall_estimate_cpu_ms_per_frame"] = sum(
+        r["estimate_cpu_ms_per_frame"] * r["frames"] for r in result["speed"]) / total
+    print(f"{'video':20s} {'frames':>6s} {'decode f/s':>11s} {'estimate f/s':>13s} {'extract f/s':>12s} "
+          f"{'CPU ms/frame':>13s}")
+    for r in result["speed"]:
+        print(f"{r['video']:20s} {r['frames']:6d} {r['decode_fps']:11.1f} {r['estimate_fps']:13.1f} "
+              f"{r['extract_fps']:12.1f} {r['estimate_cpu_ms_per_frame']:13.1f}")
+    print(f"{'all':20s} {total:6d} {result['overall_decode_fps']:11.1f} "
+          f"{result['overall_estimate_fps']:13.1f} {result['overall_extract_fps']:12.1f} "
+          f"{result['overall_estimate_cpu_ms_per_frame']:13.1f}")
+    if args.smoothing:
+        result["smoothing"] = bench_smoothing(videos)
+        print(f"\n{'video':18s} {'method':28s} {'jitter':>7s} {'x raw':>6s} {'nose amp':>9s} "
+              f"{'x raw':>6s} {'p2p x':>6s} {'lag fr':>7s}")
+        for r in result["smoothing"]:
+            print(f"{r['video']:18s} {r['method']:28s} {r['jitter_px']:7.2f} {r['jitter_ratio']:6.2f} "
+                  f"{r['nose_amplitude_px']:9.2f} {r['nose_amplitude_ratio']:6.2f} "
+                  f"{r['nose_peak_to_peak_ratio']:6.2f} {r['lag_frames']:+7.1f}")
+    result["machine"]["load_average_1m_at_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

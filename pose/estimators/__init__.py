@@ -1,0 +1,36 @@
+"""Pose backends behind one interface (:class:`~pose.estimators.base.Estimator`).
+
+``create_estimator(name, **kwargs)`` builds one by name, importing its library only then:
+
+- ``"mediapipe"`` (default, offline): :class:`~pose.estimators.mediapipe_holistic.MediaPipeHolisticEstimator`
+- ``"mmpose"`` (optional extra): :class:`~pose.estimators.mmpose_wholebody.MMPoseWholeBodyEstimator`
+- ``"precomputed"``: :class:`~pose.estimators.precomputed.PrecomputedEstimator`
+  (AlphaPose Halpe-136 JSON, pyskl pickles)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Estimator, FramePoses, boxes_from_keypoints
+
+BACKENDS = ("mediapipe", "mmpose", "precomputed")
+
+__all__ = ["Estimator", "FramePoses", "boxes_from_keypoints", "create_estimator", "BACKENDS"]
+
+
+def create_estimator(name: str, **kwargs: Any) -> Estimator:
+    """Build the backend ``name`` (one of :data:`BACKENDS`) with its keyword options."""
+    key = name.lower().replace("-", "_")
+    if key in ("mediapipe", "mediapipe_holistic"):
+        from .mediapipe_holistic import MediaPipeHolisticEstimator
+
+        return MediaPipeHolisticEstimator(**kwargs)
+    if key in ("mmpose", "mmpose_wholebody"):
+        from .mmpose_wholebody import MMPoseWholeBodyEstimator
+
+        return MMPoseWholeBodyEstimator(**kwargs)
+    if key == "precomputed":
+        from .precomputed import PrecomputedEstimator
+
+        return PrecomputedEstimator(**kwargs)
+    raise ValueError(f"unknown pose backend {name!r} (choose from {', '.join(BACKENDS)})")

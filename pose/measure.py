@@ -1,0 +1,42 @@
+"""Measurements of a skeleton track, used to choose the smoothing defaults and to test them.
+
+All take keypoints (N, V, 2) in pixels (or a 1-D signal) and return floats.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def jitter(keypoints: np.ndarray, joints: Sequence[int]) -> float:
+    """Mean frame-to-frame displacement (px) of ``joints``: for joints that should be still,
+    all of it is jitter."""
+    return float(np.linalg.norm(np.diff(keypoints[:, list(joints)], axis=0), axis=-1).mean())
+
+
+def amplitude(signal: np.ndarray) -> float:
+    """Extent of a motion: 5th to 95th percentile (max − min would be set by one jitter spike)."""
+    return float(np.percentile(signal, 95) - np.percentile(signal, 5))
+
+
+def lag(reference: np.ndarray, signal: np.ndarray, max_shift: float = 3.0, step: float = 0.1) -> float:
+    """Delay (frames, positive = late) of ``signal`` behind ``reference``: the sub-frame shift
+    that best correlates them (ends trimmed)."""
+    t = np.arange(len(reference), dtype=np.float64)
+    trim = int(np.ceil(max_shift)) + 1
+    shifts = np.arange(-max_shift, max_shift + step / 2, step)
+    corr = [np.corrcoef(reference[trim:-trim], np.interp(t + s, t, signal)[trim:-trim])[0, 1]
+            for s in shifts]
+    return float(shifts[int(np.argmax(corr))])
+
+
+def part_motion_energy(keypoints: np.ndarray, joints: Sequence[int], vertical_only: bool = False) -> float:
+    """Mean squared frame-to-frame velocity (px²/frame²) of the centroid of ``joints``.
+
+    The centroid keeps the part's coherent motion (a nod moves every head joint together)
+    and averages out estimator noise that differs from joint to joint.
+    """
+    c = keypoints[:, list(joints)].mean(1)
+    v = np.diff(c, axis=0)
+    return float((v[:, 1] ** 2).mean() if vertical_only else (v ** 2).sum(-1).mean())
