@@ -180,8 +180,28 @@ def known_failure(job: VideoJob, outputs: Outputs) -> StageError | None:
 # --------------------------------------------------------------------------- one video
 
 
+class LazyEstimator:
+    """One pose estimator for the whole run, created on first use (a run whose videos are all
+    done never loads a pose model) and closed by :meth:`close`."""
+
+    def __init__(self, backend: str, options: dict) -> None:
+        self.backend, self.options, self._est = backend, options, None
+
+    def get(self):
+        if self._est is None:
+            from pose.estimators import create_estimator
+            self._est = create_estimator(self.backend, **self.options)
+        return self._est
+
+    def close(self) -> None:
+        if self._est is not None:
+            self._est.close()
+            self._est = None
+
+
 def load_or_extract_skeleton(job: VideoJob, outputs: Outputs, opts: PipelineOptions, info,
-                             progress: ProgressFactory = tqdm_frames) -> Any:
+                             progress: ProgressFactory = tqdm_frames,
+                             estimator: LazyEstimator | None = None) -> Any:
     from pose.extract import extract_skeleton
     from pose.skeleton_file import SkeletonFileError, read_skeleton, write_skeleton
 
@@ -193,8 +213,11 @@ def load_or_extract_skeleton(job: VideoJob, outputs: Outputs, opts: PipelineOpti
         except SkeletonFileError:
             pass  # unreadable leftovers are redone
     with progress(info.frame_count, f"pose {job.key}") as bar:
-        skel = extract_skeleton(job.path, backend=opts.pose_backend, smoothing=opts.smoothing,
-                                estimator_options=opts.pose_options or None, progress=bar)
+        if estimator is not None:
+            skel = extract_skeleton(job.path, backend=estimator.get(), smoothing=opts.smoothing, progress=bar)
+        else:
+            skel = extract_skeleton(job.path, backend=opts.pose_backend, smoothing=opts.smoothing,
+                                    estimator_options=opts.pose_options or None, progress=bar)
     write_skeleton(skel, outputs.skeleton)
     return skel
 
@@ -255,11 +278,13 @@ def export_clip(job: VideoJob, info, skel, result: LabelResult, outputs: Outputs
 
 def process_video(job: VideoJob, opts: PipelineOptions, recognizer: Recognizer | None,
                   progress: ProgressFactory = tqdm_frames,
-                  on_result: Callable[[Any, LabelResult], None] | None = None) -> dict[str, Any]:
+                  on_result: Callable[[Any, LabelResult], None] | None = None,
+                  estimator: LazyEstimator | None = None) -> dict[str, Any]:
     """Run one video end to end (pose → windows → MMN → outputs); returns its labels
     document, written last to ``KEY.labels.json``. Raises :class:`StageError`.
     ``on_result(skeleton, label_result)`` is called once the windows are classified (the web
-    app keeps the per-frame heat from it)."""
+    app keeps the per-frame heat from it). ``estimator`` shares one pose model across videos
+    (default: a fresh one per call)."""
     from pose.video import VideoError, probe_video
 
     outputs = Outputs.for_key(opts.out, job.key)
@@ -271,7 +296,7 @@ def process_video(job: VideoJob, opts: PipelineOptions, recognizer: Recognizer |
     except VideoError as e:
         raise StageError("probe", str(e)) from None
     try:
-        skel = load_or_extract_skeleton(job, outputs, opts, info, progress)
+        skel = load_or_extract_skeleton(job, outputs, opts, info, progress, estimator)
     except VideoError as e:
         raise StageError("decode", str(e)) from None
     except (ValueError, RuntimeError, OSError) as e:
@@ -366,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--pose-backend", default="mediapipe", choices=("mediapipe", "mmpose", "precomputed"))
     ap.add_argument("--pose-config", help="mmpose: model config file")
     ap.add_argument("--pose-checkpoint", help="mmpose: model checkpoint file")
-    ap.add_argument("--pose-results", help="precomputed: folder of AlphaPose JSON results")
+    ap.add_argument("--pose-results", help="precomputed: AlphaPose Halpe-136 JSON or pyskl pickle with the skeletons")
     ap.add_argument("--smoothing", default="savgol", choices=("savgol", "one_euro", "none"))
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--window", type=float, default=2.0, help="window length in seconds (≈ an MA-52 clip)")
@@ -401,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         suffix = f".shard-{k}-of-{n}"
     args.out.mkdir(parents=True, exist_ok=True)
     pose_options = {"mmpose": {"config": args.pose_config, "checkpoint": args.pose_checkpoint, "device": args.device},
-                    "precomputed": {"results_dir": args.pose_results}}.get(args.pose_backend, {})
+                    "precomputed": {"path": args.pose_results}}.get(args.pose_backend, {})
     opts = PipelineOptions(out=args.out, pose_backend=args.pose_backend,
                            pose_options={k: v for k, v in pose_options.items() if v is not None},
                            smoothing=args.smoothing, window=args.window, stride=args.stride,
@@ -425,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     windows_rows: list = []
     summary_rows: list = []
     failures: list = []
+    estimator = LazyEstimator(opts.pose_backend, opts.pose_options)
     try:
         with tqdm(total=len(jobs), desc="videos", unit="video", position=0, dynamic_ncols=True) as bar:
             for job in jobs:
@@ -441,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
                         if known is not None:
                             raise known
                         outputs.failed.unlink(missing_ok=True)
-                        doc = process_video(job, opts, recognizer)
+                        doc = process_video(job, opts, recognizer, estimator=estimator)
                     except StageError as e:
                         if e is not known:
                             record_failure(job, outputs, e)
@@ -458,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: finished videos are kept; rerun the same command to resume", file=sys.stderr)
         return 130
     finally:
+        estimator.close()
         write_run_tables(args.out, suffix, windows_rows, summary_rows, failures)
     done = len(jobs) - len(failures)
     print(f"{done} of {len(jobs)} video(s) labelled into {args.out}" +
