@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from mmn.checkpoint import layout_of, load_official
+from mmn.fast import FastMMN
 from mmn.model import MAP_NAMES, MMN
 from mmn.preprocess import CLIP_LEN, preprocess_clip
 from pose.skeleton_layout import SkeletonLayout
@@ -62,13 +63,23 @@ def blocks_to_heatmap(block_maps: list[dict[str, Tensor]], name: str, clip_len: 
 
 
 class Recognizer:
-    """One or two MMN streams on a device, ready for raw (L, V, 2) pixel clips."""
+    """One or two MMN streams on a device, ready for raw (L, V, 2) pixel clips.
 
-    def __init__(self, streams: Sequence[MMN], device: str | torch.device = "auto") -> None:
+    With ``fast=True`` (default) each stream runs as a :class:`~mmn.fast.FastMMN`, the
+    eval-only equivalent of the loaded model (same logits within 1e-4, same maps); ``fast=False``
+    runs the plain :class:`~mmn.model.MMN` modules. ``self.models`` keeps the plain modules,
+    ``self.streams`` what actually runs.
+    """
+
+    def __init__(self, streams: Sequence[MMN | FastMMN], device: str | torch.device = "auto",
+                 fast: bool = True) -> None:
         if not streams:
             raise ValueError("a Recognizer needs at least one model")
         self.device = resolve_device(device)
-        self.streams = [m.to(self.device).eval() for m in streams]
+        self.models = [m.to(self.device) if isinstance(m, FastMMN) else m.to(self.device).eval()
+                       for m in streams]
+        self.streams = [FastMMN.from_model(m) if fast and not isinstance(m, FastMMN) else m
+                        for m in self.models]
         self.layout: SkeletonLayout = layout_of(self.streams[0])
         self.modalities = [m.pretrained_cfg.get("modality", "joint") if hasattr(m, "pretrained_cfg")
                            else "joint" for m in self.streams]
@@ -82,12 +93,12 @@ class Recognizer:
 
     @classmethod
     def from_checkpoints(cls, joint: str | os.PathLike, bone: str | os.PathLike | None = None,
-                         device: str | torch.device = "auto") -> "Recognizer":
+                         device: str | torch.device = "auto", fast: bool = True) -> "Recognizer":
         """Load ``joint`` (and ``bone`` for the 2S ensemble) with :func:`mmn.load_official`."""
         streams = [load_official(joint)]
         if bone is not None:
             streams.append(load_official(bone, modality="bone"))
-        return cls(streams, device)
+        return cls(streams, device, fast=fast)
 
     @property
     def num_classes(self) -> int:
