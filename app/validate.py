@@ -1,0 +1,143 @@
+"""Upload checks: is this a video we accept? Every refusal is an :class:`UploadError` whose
+message is meant for the person who uploaded the file (it names the file, never a server path).
+
+Checks, cheapest first: the file lies where uploads are stored, it is a regular non-empty
+file within the size limit, its name has a video suffix, its first bytes are those of a video
+container (not only its name), it decodes (:func:`pose.video.probe_video`), and it is no
+longer than the duration limit.
+"""
+from __future__ import annotations
+
+import math
+import mimetypes
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from pipelines.video_to_labels import VIDEO_SUFFIXES
+
+_QUICKTIME_ATOMS = {b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
+_ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
+
+
+class UploadError(ValueError):
+    """The upload is refused; ``str(e)`` is a readable reason."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_duration_s: float
+
+
+@dataclass(frozen=True)
+class CheckedVideo:
+    """An accepted upload: its file, the name to show, and what probing found."""
+
+    path: Path
+    name: str
+    container: str
+    size: int
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration_s: float
+
+    def summary(self) -> str:
+        return (f"{self.name}: {self.width}×{self.height}, {self.duration_s:.1f} s at {self.fps:g} fps "
+                f"({self.frame_count} frames, {self.size / 1e6:.1f} MB)")
+
+
+def sniff_container(head: bytes) -> str | None:
+    """The video container family from a file's first bytes (≥ 16), or None when they are not
+    those of a container this app reads."""
+    if len(head) >= 8 and head[4:8] in _QUICKTIME_ATOMS:
+        return "mp4/quicktime"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska/webm"
+    if head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return "mpeg"
+    if head[:16] == _ASF_GUID:
+        return "asf/wmv"
+    return None
+
+
+def _inside(path: Path, roots: Iterable[Path]) -> bool:
+    for root in roots:
+        try:
+            path.relative_to(Path(root).resolve())
+            return True
+        except ValueError:
+            continue
+    return False
+
+
+def _human_mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def check_upload(path: str | os.PathLike | None, limits: Limits,
+                 allowed_roots: Iterable[Path] | None = None) -> CheckedVideo:
+    """Accept ``path`` as a video within ``limits`` or raise :class:`UploadError`.
+
+    ``allowed_roots``: folders the file must resolve into (the server's upload folder and the
+    bundled examples); a path elsewhere is refused without being opened.
+    """
+    if path is None or str(path) == "":
+        raise UploadError("No video given: upload a video file or pick one of the example clips.")
+    raw = Path(path)
+    name = raw.name
+    resolved = raw.resolve()
+    if allowed_roots is not None and not _inside(resolved, allowed_roots):
+        raise UploadError(f"{name}: not an uploaded file; upload the video through the page.")
+    if not resolved.is_file():
+        raise UploadError(f"{name}: the uploaded file is missing (upload it again).")
+    size = resolved.stat().st_size
+    if size == 0:
+        raise UploadError(f"{name}: the file is empty (0 bytes).")
+    if size > limits.max_bytes:
+        raise UploadError(f"{name}: {_human_mb(size)} is over the upload limit of {_human_mb(limits.max_bytes)}.")
+    suffix = resolved.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        kind = mimetypes.guess_type(name)[0] or "an unknown type"
+        raise UploadError(f"{name}: not a video file ({kind}). Accepted: "
+                          f"{', '.join(sorted(s.lstrip('.') for s in VIDEO_SUFFIXES))}.")
+    with open(resolved, "rb") as f:
+        head = f.read(64)
+    container = sniff_container(head)
+    if container is None:
+        raise UploadError(f"{name}: the name says video but the content is not a video container "
+                          f"(damaged, or another kind of file renamed).")
+
+    from pose.video import VideoError, probe_video
+
+    try:
+        info = probe_video(resolved)
+    except VideoError as e:
+        raise UploadError(f"{name}: {e.problem}.") from None
+    frames = info.frame_count
+    if frames <= 0:  # container without a frame count: count up to the limit
+        frames = _count_frames(resolved, int(math.ceil(limits.max_duration_s * info.fps)) + 1)
+    duration = frames / info.fps
+    if duration > limits.max_duration_s + 0.5 / info.fps:
+        raise UploadError(f"{name}: {duration:.1f} s is longer than the limit of {limits.max_duration_s:g} s; "
+                          f"cut the video shorter (or raise max_duration_s).")
+    return CheckedVideo(resolved, name, container, size, info.width, info.height, float(info.fps), frames, duration)
+
+
+def _count_frames(path: Path, stop_after: int) -> int:
+    """Demux (no decoding) until the end or ``stop_after`` frames."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    try:
+        while n < stop_after and cap.grab():
+            n += 1
+    finally:
+        cap.release()
+    return n
