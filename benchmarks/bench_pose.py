@@ -128,7 +128,7 @@ def bench_smoothing(videos: list[Path]) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
-    ap.add_argument("--json", type=Path, default=ROOT / "outputs" / "bench_pose.json")
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "pose.json")
     ap.add_argument("--smoothing", action="store_true", help="also measure the smoothing settings")
     args = ap.parse_args(argv)
     import cv2

@@ -167,13 +167,15 @@ def render_annotated_clip(frames: Iterable[np.ndarray], out_path: str | os.PathL
                           keypoints: np.ndarray, scores: np.ndarray, heat: np.ndarray,
                           annotations: Sequence[FrameAnnotation], timeline_colours: np.ndarray,
                           energy: np.ndarray | None = None, banner: str | None = None,
-                          layout: SkeletonLayout = MA52_44,
+                          layout: SkeletonLayout = MA52_44, preset: str = "veryfast",
                           progress: Callable[[int], None] | None = None) -> Path:
     """Draw every frame and encode the clip (see module docstring).
 
     ``frames``: BGR frames in order (N of them); ``keypoints`` (N, V, 2) px; ``scores`` (N, V);
     ``heat`` (N, V) in [0, 1]; ``annotations`` N per-frame text lines; ``timeline_colours``
-    (N, 3) BGR; ``energy`` (N,) for the timeline curve. Returns the written path."""
+    (N, 3) BGR; ``energy`` (N,) for the timeline curve; ``preset``: x264's speed/size trade-off
+    (``ultrafast`` encodes about twice as fast as ``veryfast`` into a file about 2.6× larger).
+    Returns the written path."""
     n = len(keypoints)
     writer: H264Writer | None = None
     strip = None
@@ -183,7 +185,7 @@ def render_annotated_clip(frames: Iterable[np.ndarray], out_path: str | os.PathL
                 raise ValueError(f"video has more frames than its skeleton ({n})")
             if writer is None:
                 h, w = frame.shape[:2]
-                writer = H264Writer(out_path, w, h, fps)
+                writer = H264Writer(out_path, w, h, fps, preset=preset)
                 strip = timeline_image(timeline_colours, energy, w, max(24, h // 24))
             frame = frame.copy()
             draw_skeleton(frame, keypoints[i], scores[i], heat[i], layout)

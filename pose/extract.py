@@ -24,7 +24,7 @@ from .keypoint_tables import MISSING, table_for
 from .postprocess import GapConfig, SmoothingConfig, postprocess
 from .skeleton_file import SCHEMA_VERSION, Skeleton, export_npy, write_skeleton
 from .subject import SubjectConfig, SubjectTracker
-from .video import VideoError, iter_frames, probe_video
+from .video import VideoError, iter_frames, prefetch, probe_video
 
 Progress = Callable[[int, int], Any] | Any
 
@@ -110,6 +110,8 @@ def extract_skeleton(video_path: str | Path, backend: str | Estimator = "mediapi
     try:
         est.reset()
         frames = iter_frames(video_path, decode=est.needs_pixels)
+        if est.needs_pixels:  # decode the next frames while the estimator works on this one
+            frames = prefetch(frames)
         for fp in est.stream(frames):
             if fp.index != len(candidates):
                 raise RuntimeError(f"{est.name} returned frame {fp.index}, expected {len(candidates)}")

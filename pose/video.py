@@ -1,4 +1,5 @@
-"""Open and stream a video with OpenCV: :class:`VideoInfo`, :func:`probe_video`, :func:`iter_frames`.
+"""Open and stream a video with OpenCV: :class:`VideoInfo`, :func:`probe_video`, :func:`iter_frames`,
+and :func:`prefetch`, which decodes ahead on a thread while the caller works on earlier frames.
 
 Frames are streamed one at a time (never the whole video in memory). Every problem with the
 file raises :class:`VideoError` whose message names the file and the problem, so that a batch
@@ -9,13 +10,16 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import queue
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 
 MIB = 1 << 20
+T = TypeVar("T")
 
 
 class VideoError(RuntimeError):
@@ -174,3 +178,57 @@ def iter_frames(path: str | os.PathLike, *, decode: bool = True, strict: bool = 
     # Container counts may be estimates: tolerate a couple of frames (or 2%) of difference.
     if strict and expected > 0 and index < expected - max(2, int(0.02 * expected)):
         raise VideoError(path, f"truncated or damaged: decoded {index} of {expected} frames")
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
+    """Yield ``items`` in order while a background thread produces up to ``depth`` ahead.
+
+    Decoding (OpenCV, PyAV) and the pose and encoding libraries release the GIL, so on two
+    cores decoding overlaps with estimation or drawing instead of adding to it. An exception
+    raised by ``items`` (e.g. :class:`VideoError` for a truncated file, after its decodable
+    frames) is raised here at the same point of the sequence. Closing this generator early
+    stops the producer and closes ``items``.
+    """
+    buf: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    source = iter(items)
+
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                buf.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in source:
+                if not put(("item", item)):
+                    return
+            put(("done", _DONE))
+        except BaseException as e:  # handed to the consumer, raised there
+            put(("error", e))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = buf.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        worker.join()

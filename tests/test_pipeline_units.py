@@ -102,3 +102,18 @@ def test_colours_and_timeline():
     assert c.shape == (2, 3) and c[1].sum() > c[0].sum()
     strip = timeline_image(np.array([[255, 0, 0], [0, 0, 255]], np.uint8), np.array([0.0, 1.0]), 100, 20)
     assert strip.shape == (20, 100, 3) and strip[0, 10, 0] == 255 and strip[0, 90, 2] == 255
+
+
+def test_h264_writer_uses_the_requested_x264_preset(tmp_path):
+    """--clip-preset reaches x264: ultrafast turns CABAC off, veryfast keeps it (x264 writes its
+    settings into the stream's SEI)."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (48, 64, 3), np.uint8) for _ in range(5)]
+    sei = {}
+    for preset in ("ultrafast", "veryfast"):
+        with H264Writer(tmp_path / f"{preset}.mp4", 64, 48, 30, preset=preset) as w:
+            for f in frames:
+                w.write(f)
+        data = (tmp_path / f"{preset}.mp4").read_bytes()
+        sei[preset] = data[data.index(b"cabac="):][:7]
+    assert sei == {"ultrafast": b"cabac=0", "veryfast": b"cabac=1"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pose.video import VideoError, iter_frames, probe_video
+from pose.video import VideoError, iter_frames, prefetch, probe_video
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "videos"
 CLIP = VIDEOS / "0030_01_0002.mp4"
@@ -91,3 +91,37 @@ def test_extract_skeleton_reports_bad_videos_as_video_error(tmp_path):
     bad.write_text("not a video")
     with pytest.raises(VideoError, match="clip.mp4: cannot be opened as a video"):
         extract_skeleton(bad)
+
+
+def test_prefetch_yields_the_same_frames_in_order():
+    plain = [(i, t, f.sum()) for i, t, f in iter_frames(CLIP)]
+    ahead = [(i, t, f.sum()) for i, t, f in prefetch(iter_frames(CLIP), depth=3)]
+    assert ahead == plain and len(ahead) == 75
+
+
+def test_prefetch_raises_the_sources_error_after_its_items(tmp_path):
+    def truncated():  # what iter_frames does with a cut file: frames first, then the error
+        yield from range(5)
+        raise VideoError(tmp_path / "cut.mp4", "truncated or damaged: decoded 5 of 75 frames")
+
+    seen = []
+    with pytest.raises(VideoError, match="cut.mp4: truncated"):
+        for i in prefetch(truncated(), depth=2):
+            seen.append(i)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_prefetch_closed_early_stops_and_closes_the_source():
+    closed = []
+
+    def source():
+        try:
+            for i in range(1000):
+                yield i
+        finally:
+            closed.append(True)
+
+    gen = prefetch(source(), depth=2)
+    assert [next(gen) for _ in range(3)] == [0, 1, 2]
+    gen.close()  # joins the producer thread
+    assert closed == [True]

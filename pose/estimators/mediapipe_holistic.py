@@ -18,10 +18,17 @@ The first frame of a stream is run twice and the second result kept (``warmup_fi
 MediaPipe's first result comes from its detector's rough region, the later ones from the
 tracked region, and on the MA-52 clips the two differ by about 10 px at the hands (a jump at
 frame 1 that would look like motion).
+
+MediaPipe's native code logs a dozen harmless warnings to the process's stderr when its graph
+starts (TensorFlow Lite delegate, feedback tensors, NORM_RECT). They are silenced for that
+first call only (:func:`native_stderr_silenced`); ``MMN_POSE_VERBOSE=1`` keeps them.
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import os
+import sys
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -31,6 +38,24 @@ from .base import Estimator, FramePoses, boxes_from_keypoints
 HAND_SCORE = 0.9
 FACE_MESH_SCORE = 0.9
 _BODY = slice(0, 33)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration (native libraries write there
+    directly, below Python's ``sys.stderr``); a no-op with ``MMN_POSE_VERBOSE=1``."""
+    if os.environ.get("MMN_POSE_VERBOSE") == "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class MediaPipeHolisticEstimator(Estimator):
@@ -93,10 +118,14 @@ class MediaPipeHolisticEstimator(Estimator):
             img = cv2.resize(frame, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
         rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         model = self._model()
-        if self._fresh and self.warmup_first_frame:
-            model.process(rgb)
-        self._fresh = False
-        res = model.process(rgb)
+        if self._fresh:  # the graph starts on the first call: that is when MediaPipe logs
+            with native_stderr_silenced():
+                if self.warmup_first_frame:
+                    model.process(rgb)
+                res = model.process(rgb)
+            self._fresh = False
+        else:
+            res = model.process(rgb)
         if res.pose_landmarks is None:
             return FramePoses.empty(index, timestamp, MP_NUM)
         kp = np.full((MP_NUM, 2), np.nan, np.float32)
