@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any, Sequence
 
-from app.figures import BODY_LEVELS, body_colour
+from pipelines.figures import BODY_LEVELS, body_colour
 
 _BODY_INDEX = {code: i for i, (code, _) in enumerate(BODY_LEVELS)}
 

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import gradio as gr
 import numpy as np
 
-from app import figures
+from pipelines import figures
 from app.config import AppConfig
 from app.engine import STREAMS, Analysis, Models, Settings, analyse, shared_estimator
 from app.folders import RequestFolders

@@ -30,7 +30,6 @@ import copy
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -44,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import mmn  # noqa: E402
+from benchmarks.machine import machine_info as common_machine_info  # noqa: E402
 from mmn.fast import FastMMN  # noqa: E402
 
 GOLDEN = ROOT.parent / "shared" / "fixtures" / "mmn_ma52"
@@ -151,17 +151,7 @@ def reference_forward(sd: dict, x: torch.Tensor, index_t: torch.Tensor, heads: i
 # Timing
 # --------------------------------------------------------------------------------------------
 def machine_info(threads: int) -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "logical_cpus": os.cpu_count(), "torch_threads": threads,
-            "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "numpy": np.__version__}
+    info = {**common_machine_info(), "torch_threads": threads, "torch": torch.__version__, "numpy": np.__version__}
     if torch.cuda.is_available():
         info["cuda_device"] = torch.cuda.get_device_name(0)
     return info

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.machine import machine_info  # noqa: E402
 from mmn.inference import Recognizer  # noqa: E402
 from pipelines.labelling import label_track  # noqa: E402
 from pipelines.render import H264Writer  # noqa: E402
@@ -143,12 +142,11 @@ def main() -> int:
     for r in results:
         print(f"{r['name']:<18}{r['frames']:>7}{r['duration_s']:>7.2f}" + "".join(f"{r[c]:>9.2f}" for c in cols)
               + "".join(f"{r['ratio_' + k]:>10.2f}" for k in ("labels", "clip", "clip_uf")))
-    meta = {"machine": platform.machine(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "device": str(recognizer.device) if recognizer else None,
-            "loadavg_1min": os.getloadavg()[0], "torch": torch.__version__, "runs": args.runs,
+    meta = {"machine": machine_info(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "device": str(recognizer.device) if recognizer else None, "runs": args.runs,
             "weights": args.weights.name if recognizer else None}
     print(f"(seconds, medians of {args.runs}; x = wall time / video duration, <= 1 is real time; "
-          f"load average {meta['loadavg_1min']:.2f})")
+          f"load average {meta['machine']['load_average_1m']:.2f})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     return 0

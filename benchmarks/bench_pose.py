@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import machine_info  # noqa: E402
 from pose.estimators import create_estimator  # noqa: E402
 from pose.extract import extract_skeleton  # noqa: E402
 from pose.measure import amplitude, jitter, lag  # noqa: E402
@@ -54,21 +54,10 @@ CANDIDATES = [
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import cv2
     import mediapipe
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "opencv": cv2.__version__,
-            "mediapipe": mediapipe.__version__,
-            "load_average_1m_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    return {**machine_info(), "opencv": cv2.__version__, "mediapipe": mediapipe.__version__}
 
 
 def _cpu_s() -> float:
@@ -144,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("decode_fps", "estimate_fps", "extract_fps"):
         result[f"overall_{key}"] = total / sum(r["frames"] / r[key] for r in result["speed"])
     print(f"machine: {result['machine']['cpu']} ({result['machine']['cores']} cores), "
-          f"load average at start {result['machine']['load_average_1m_at_start']}")
+          f"load average at start {result['machine']['load_average_1m']}")
     result["overall_estimate_cpu_ms_per_frame"] = sum(
         r["estimate_cpu_ms_per_frame"] * r["frames"] for r in result["speed"]) / total
     print(f"{'video':20s} {'frames':>6s} {'decode f/s':>11s} {'estimate f/s':>13s} {'extract f/s':>12s} "

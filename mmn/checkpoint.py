@@ -18,7 +18,6 @@ such mistakes).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
@@ -34,6 +33,7 @@ from mmn.classes import ma52_classes
 from mmn.model import MMN, MMNConfig
 from mmn.preprocess import CLIP_LEN, check_modality
 from pose.skeleton_layout import LAYOUTS, SkeletonLayout, layout_for_joints
+from pose.video import sha256_file
 
 PROJECT_FORMAT = "mmn-checkpoint"
 PROJECT_VERSION = 1
@@ -79,11 +79,8 @@ PRETRAINED: dict[str, PretrainedWeights] = {
 
 
 def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """Hex sha256 of the whole file (to pin a downloaded checkpoint)."""
+    return sha256_file(path)
 
 
 def verify_sha256(path: str | os.PathLike, expected: str | None) -> str:

@@ -9,6 +9,10 @@ turned into ``__``), each written atomically:
 - ``KEY.skeleton.h5``: the 44-joint track (see docs/skeleton-file.md);
 - ``KEY.labels.json``: windows, top-k actions, merged segments, heatmap summary
   (schema: ``pipelines/labels.schema.json``); written last, so it marks the video done;
+- ``KEY.heatmap.png``: joints × time picture of the per-joint heat (the MMN modulation map,
+  or model-free motion energy without a checkpoint), rows grouped by body part;
+- ``KEY.timeline.png``: the micro-actions over time (segments, each window's top-1, motion
+  energy), or just the motion energy without a checkpoint;
 - ``KEY.annotated.mp4`` with ``--export-clips``: H.264, skeleton + heat + top-3 + timeline;
 - ``KEY.failed.json`` instead, for a file that failed: stage, reason and the file's size and
   modification time, so a rerun reports it again without retrying an unchanged broken file.
@@ -39,7 +43,7 @@ from mmn.checkpoint import CheckpointError
 from mmn.inference import Recognizer
 from mmn.model import MAP_NAMES
 from mmn.preprocess import CLIP_LEN
-from pipelines.atomic import atomic_write_text, remove_stale_parts
+from pipelines.atomic import atomic_path, atomic_write_text, remove_stale_parts
 from pipelines.labelling import LabelResult, heat_summary, label_track
 from pipelines.motion_energy import normalise_heat
 from pipelines.render import BODY_LEVEL_COLOURS_BGR, NO_LABEL_BGR, FrameAnnotation, render_annotated_clip
@@ -91,14 +95,16 @@ class VideoJob:
 class Outputs:
     skeleton: Path
     labels: Path
+    heatmap: Path
+    timeline: Path
     clip: Path
 
     failed: Path
 
     @classmethod
     def for_key(cls, out_dir: Path, key: str) -> "Outputs":
-        return cls(out_dir / f"{key}.skeleton.h5", out_dir / f"{key}.labels.json", out_dir / f"{key}.annotated.mp4",
-                   out_dir / f"{key}.failed.json")
+        return cls(out_dir / f"{key}.skeleton.h5", out_dir / f"{key}.labels.json", out_dir / f"{key}.heatmap.png",
+                   out_dir / f"{key}.timeline.png", out_dir / f"{key}.annotated.mp4", out_dir / f"{key}.failed.json")
 
 
 class StageError(RuntimeError):
@@ -151,7 +157,8 @@ def select_shard(jobs: Sequence[VideoJob], k: int, n: int) -> list[VideoJob]:
 
 
 def is_complete(outputs: Outputs, export_clips: bool) -> bool:
-    return outputs.labels.is_file() and outputs.skeleton.is_file() and (not export_clips or outputs.clip.is_file())
+    return (all(p.is_file() for p in (outputs.labels, outputs.skeleton, outputs.heatmap, outputs.timeline))
+            and (not export_clips or outputs.clip.is_file()))
 
 
 def _fingerprint(path: Path) -> dict[str, int]:
@@ -256,9 +263,28 @@ def labels_document(job: VideoJob, info, skel, result: LabelResult, recognizer: 
         "segments": result.segments,
         "heatmap": heat_summary(result.frame_heat, MA52_44, result.heat_source),
         "outputs": {"skeleton": outputs.skeleton.name, "labels": outputs.labels.name,
+                    "heatmap_png": outputs.heatmap.name, "timeline_png": outputs.timeline.name,
                     "annotated_clip": outputs.clip.name if opts.export_clips else None},
         "timing_s": {k: round(v, 3) for k, v in timing.items()},
     }
+
+
+def write_pictures(job: VideoJob, info, result: LabelResult, outputs: Outputs, has_labels: bool) -> None:
+    """``KEY.heatmap.png`` (joints × time, heat scaled as on the clip) and ``KEY.timeline.png``."""
+    from pipelines import figures
+
+    fps = float(info.fps)
+    n = len(result.frame_heat)
+    source = figures.heat_name(result.heat_source)
+    heatmap = figures.joint_heatmap(normalise_heat(result.frame_heat), fps, 0, MA52_44, result.heat_source,
+                                    vmax=1.0, title=f"{job.path.name} · per-joint {source}")
+    timeline = figures.timeline(n / fps, result.segments, result.windows,
+                                result.extras["motion_energy"].sum(axis=1), fps,
+                                note=None if has_labels else "no labels: run with --weights",
+                                title=f"{job.path.name} · micro-actions over time")
+    for picture, path in ((heatmap, outputs.heatmap), (timeline, outputs.timeline)):
+        with atomic_path(path) as tmp:
+            picture.save(tmp)
 
 
 def export_clip(job: VideoJob, info, skel, result: LabelResult, outputs: Outputs, has_labels: bool,
@@ -317,6 +343,9 @@ def process_video(job: VideoJob, opts: PipelineOptions, recognizer: Recognizer |
     timing["model"] = time.perf_counter() - t1
     if on_result is not None:
         on_result(skel, result)
+    t2 = time.perf_counter()
+    write_pictures(job, info, result, outputs, recognizer is not None)
+    timing["pictures"] = time.perf_counter() - t2
     if opts.export_clips:
         t2 = time.perf_counter()
         try:

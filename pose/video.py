@@ -58,7 +58,8 @@ class VideoInfo:
         return asdict(self)
 
 
-def _sha256(path: Path, limit: int | None) -> str:
+def sha256_file(path: str | os.PathLike, limit: int | None = None) -> str:
+    """Hex sha256 of the file's first ``limit`` bytes (None: the whole file), read in 1 MiB chunks."""
     h = hashlib.sha256()
     remaining = limit
     with open(path, "rb") as f:
@@ -126,8 +127,8 @@ def probe_video(path: str | os.PathLike, *, hash_whole_file: bool = False) -> Vi
     return VideoInfo(
         path=str(path), file_name=path.name, file_size=path.stat().st_size,
         width=int(width), height=int(height), fps=fps, frame_count=max(count, 0), rotation=rotation,
-        duration=max(count, 0) / fps, sha256_first_mib=_sha256(path, MIB),
-        sha256=_sha256(path, None) if hash_whole_file else None,
+        duration=max(count, 0) / fps, sha256_first_mib=sha256_file(path, MIB),
+        sha256=sha256_file(path) if hash_whole_file else None,
     )
 
 

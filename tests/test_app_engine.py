@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from app import figures
+from pipelines import figures
 from app.config import AppConfig
 from app.engine import Settings, analyse
 from app.ui import window_views

@@ -19,7 +19,7 @@ import httpx
 import jsonschema
 import pytest
 
-from app.figures import grouped_joint_order, read_row_labels
+from pipelines.figures import grouped_joint_order, read_row_labels
 from pose.skeleton_layout import MA52_44
 from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
 

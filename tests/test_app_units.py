@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import figures
+from pipelines import figures
 from app.config import AppConfig, ConfigError, load_config
 from app.engine import Settings, StageProgress, safe_key
 from app.summaries import clip_top_k, top_k_html, window_at

@@ -12,12 +12,25 @@ import jsonschema
 import numpy as np
 import pytest
 
+from pipelines.figures import grouped_joint_order, read_row_labels
 from pipelines.video_to_labels import VideoJob, discover, select_shard
 from pose.skeleton_file import read_skeleton
+from pose.skeleton_layout import MA52_44
 from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
 
 CLIPS = sorted(p.name for p in VIDEOS_DIR.glob("*.mp4"))
 SCHEMA = json.loads((ROOT / "pipelines" / "labels.schema.json").read_text())
+
+
+def _check_pictures(out: Path, stem: str) -> np.ndarray:
+    """KEY.heatmap.png has one labelled row per joint, grouped by body part, and KEY.timeline.png
+    is a picture; returns the heatmap as an RGB array."""
+    png = (out / f"{stem}.heatmap.png").read_bytes()
+    order, _ = grouped_joint_order(MA52_44)
+    assert read_row_labels(png) == [MA52_44.joint_names[j] for j in order]
+    timeline = cv2.imread(str(out / f"{stem}.timeline.png"))
+    assert timeline is not None and timeline.shape[1] >= 1000
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def _run(*args, timeout=900):
@@ -100,6 +113,8 @@ def test_three_videos_labelled_with_valid_windows(first_run):
         assert sum(r["video"] == Path(name).stem for r in rows) == len(doc["windows"])
         skel = read_skeleton(out / f"{Path(name).stem}.skeleton.h5")
         assert skel.keypoints.shape == (n, 44, 2)
+        assert doc["outputs"]["heatmap_png"] == f"{Path(name).stem}.heatmap.png"
+        _check_pictures(out, Path(name).stem)
 
 
 def test_annotated_clip_is_h264_with_source_geometry_and_overlay_on_skeleton(first_run):
@@ -172,6 +187,8 @@ def test_without_weights_skeletons_clips_and_heat_but_no_labels(first_run, tmp_p
     assert doc["segments"] == [] and all("top_k" not in w for w in doc["windows"])
     assert doc["heatmap"]["source"] == "motion_energy" and max(doc["heatmap"]["per_joint_mean"]) > 0
     assert (tmp_path / f"{name}.annotated.mp4").stat().st_size > 10_000
+    heatmap = _check_pictures(tmp_path, name)
+    assert len(np.unique(heatmap.reshape(-1, 3), axis=0)) > 100  # a real heat picture, not a blank grid
 
 
 def test_discover_keys_and_usage_errors(tmp_path):

@@ -15,7 +15,7 @@ from mmn import test as test_cli
 from mmn import train as train_cli
 from tests.conftest import MSR_PKL, ROOT
 
-# 8 epochs of batch 8 (288 updates), 1 warm-up epoch: about 4 minutes on 2 idle cores.
+# 8 epochs of batch 8 (288 updates), 1 warm-up epoch: about 2 minutes on 2 idle AMD EPYC cores.
 SCHEDULE = ["train.epochs=8", "train.batch_size=8", "train.warmup_epochs=1", "train.val_interval=8",
             "checkpoint.interval=8"]
 MIN_TOP1 = 40.0  # percent; measured 52.7% (1 thread) and 49.5% (2 threads), seed 1: thread count alone moves it

@@ -22,13 +22,13 @@ configs name an mmdet backbone scope, which is dropped so that mmpose's own CSPN
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..video import sha256_file
 from .base import Estimator, FramePoses
 
 DEFAULT_CONFIG = "rtmw-m_8xb1024-270e_cocktail14-256x192.py"
@@ -36,14 +36,6 @@ DEFAULT_CONFIG = "rtmw-m_8xb1024-270e_cocktail14-256x192.py"
 
 class CheckpointError(RuntimeError):
     pass
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify_sha256(path: str | os.PathLike, expected: str | None) -> None:
@@ -57,7 +49,7 @@ def verify_sha256(path: str | os.PathLike, expected: str | None) -> None:
     expected = expected.strip().lower()
     if len(expected) < 8 or any(c not in "0123456789abcdef" for c in expected):
         raise ValueError(f"sha256 must be hex, at least 8 characters, got {expected!r}")
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if not actual.startswith(expected):
         raise CheckpointError(f"{path}: sha256 {actual} does not match the expected {expected}")
 

@@ -1,4 +1,6 @@
-"""The app's pictures, as pure functions: data in, a PNG (:class:`Picture`) out.
+"""Pictures of a labelled video, as pure functions: data in, a PNG (:class:`Picture`) out.
+``pipelines.video_to_labels`` writes the whole-video heatmap and timeline; the web app draws
+the same figures per window.
 
 - :func:`timeline`: predicted micro-action segments over time, coloured by MA-52 body level
   and labelled, with each window's top-1 underneath and the motion-energy curve;
@@ -71,7 +73,7 @@ class Picture:
 def _render(fig: Figure, dpi: int, row_labels: Sequence[str] = ()) -> Picture:
     FigureCanvasAgg(fig)  # attach an Agg canvas (no pyplot)
     buf = io.BytesIO()
-    meta = {"Software": "mmn-microaction app"}
+    meta = {"Software": "mmn-microaction"}
     if row_labels:
         meta[ROWS_KEY] = json.dumps(list(row_labels))
     fig.savefig(buf, format="png", dpi=dpi, metadata=meta, facecolor="white")
