@@ -13,6 +13,12 @@ for arg in "$@"; do
   esac
 done
 PY=${PYTHON:-python3}
+# mediapipe 0.10.21 (the default pose backend) has wheels for CPython 3.9-3.12 only.
+if ! "$PY" -c 'import sys; sys.exit(not ((3, 10) <= sys.version_info[:2] <= (3, 12)))'; then
+  echo "install.sh: $("$PY" --version 2>&1) found; the project needs Python 3.10-3.12 (mediapipe 0.10.21," \
+       "the offline pose estimator, has no wheel for newer versions). Run e.g. PYTHON=python3.12 ./install.sh" >&2
+  exit 2
+fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
 export PIP_DISABLE_PIP_VERSION_CHECK=1

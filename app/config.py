@@ -129,7 +129,10 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            import tomllib
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10: the same parser from PyPI
+                import tomli as tomllib
 
             data = tomllib.loads(text)
     except ValueError as e:

@@ -1,4 +1,4 @@
-# The released MMN training recipe (docs/mmn-reference.md §8), shared by every experiment.
+# The released MMN training recipe (../shared/docs/mmn-reference.md §8), shared by every experiment.
 # Dataset configs set: dataset, layout, modality, num_classes, data (and may override any key).
 
 # MMNConfig overrides (joints and classes come from the layout and num_classes)

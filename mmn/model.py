@@ -1,6 +1,6 @@
 """MMN, the Motion-guided Modulation Network (Gu et al., ACM MM 2025), as a plain ``nn.Module``.
 
-The computation follows the reference (``docs/mmn-reference.md`` §2–6) including the places
+The computation follows the reference (``../shared/docs/mmn-reference.md`` §2–6) including the places
 where the authors' released code differs from the paper, because the released checkpoints
 were trained with that code. Module and parameter names match the released state dicts
 (``STPE``, ``projection``, ``MFM.{s}.blocks.{b}``, ``DSs.{i}``, ``fusion``, ``head``), so a

@@ -6,7 +6,8 @@ person to the 44 MA-52 joints (:mod:`pose.keypoint_tables`), follows one subject
 per-frame 44-joint candidates (a few hundred bytes per person and frame) are kept, never frames.
 
 Command line: ``python -m pose.extract VIDEO [VIDEO ...] -o OUT_DIR [--backend mediapipe]
-[--npy]`` writes ``OUT_DIR/<video stem>.h5`` (and ``.npy``) per video.
+[--npy]`` writes ``OUT_DIR/<video stem>.skeleton.h5`` (and ``.npy``) per video, the name
+``pipelines.video_to_labels`` gives (and reuses) too.
 """
 from __future__ import annotations
 
@@ -181,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"skipped: {e}", file=sys.stderr)
                 failed += 1
                 continue
-            out = write_skeleton(skel, args.out_dir / f"{video.stem}.h5")
+            out = write_skeleton(skel, args.out_dir / f"{video.stem}.skeleton.h5")
             if args.npy:
-                export_npy(skel, out.with_suffix(".npy"))
+                export_npy(skel, args.out_dir / f"{video.stem}.npy")
             print(f"{video.name}: {skel.num_frames} frames -> {out}")
     finally:
         if est is not None:

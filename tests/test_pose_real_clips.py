@@ -198,6 +198,6 @@ def test_command_line_writes_h5_and_npy(tmp_path):
                           str(tmp_path), "--npy"], cwd=REPO, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    s = read_skeleton(tmp_path / "0010_02_0101.h5")
+    s = read_skeleton(tmp_path / "0010_02_0101.skeleton.h5")
     arr = np.load(tmp_path / "0010_02_0101.npy")
     assert arr.shape == (47, 44, 2) and np.array_equal(arr, s.keypoints)
