@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(r["frames"] for r in result["speed"])
     for key in ("decode_fps", "estimate_fps", "extract_fps"):
         result[f"overall_{key}"] = total / sum(r["frames"] / r[key] for r in result["speed"])
-    print(f"machine: {result['machine']['cpu']} ({result['machine']['cores']} cores), "
+    print(f"machine: {result['machine']['cpu']} ({result['machine']['logical_cpus']} logical CPUs), "
           f"load average at start {result['machine']['load_average_1m']}")
     result["overall_estimate_cpu_ms_per_frame"] = sum(
         r["estimate_cpu_ms_per_frame"] * r["frames"] for r in result["speed"]) / total
