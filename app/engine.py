@@ -194,7 +194,7 @@ def analyse(video: CheckedVideo, settings: Settings, models: Models | None, cfg:
     opts = PipelineOptions(out=workdir, pose_backend=cfg.pose_backend, pose_options=dict(cfg.pose_options),
                            smoothing=settings.smoothing(),  # type: ignore[arg-type]  # extract_skeleton takes a dict too
                            window=settings.window_s, stride=settings.stride_s, heatmap=settings.heatmap,
-                           export_clips=True, overwrite=True)
+                           export_clips=True, pictures=False, overwrite=True)  # the page draws its own figures
     kept: dict[str, Any] = {}
 
     def keep(skeleton, result) -> None:

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmn.model import MAP_NAMES, MMN, MotionModulatedBlock, sinusoidal_time_code
+from mmn.model import MAP_NAMES, MMN, MotionModulatedBlock, check_input, sinusoidal_time_code
 
 # Clips per chunk on CPU (2 and 4 measured best on 2 cores, 1 clearly worse; see benchmarks/).
 DEFAULT_CPU_CHUNK = 2
@@ -405,21 +405,6 @@ class FastMMN(nn.Module):
         return super().train(False)
 
     # ------------------------------------------------------------------ forward
-    def _check(self, x: Tensor) -> Tensor:
-        cfg = self.cfg
-        if x.dim() == 5:
-            if x.shape[-1] != 1:
-                raise ValueError(f"MMN reads one person per clip; got M={x.shape[-1]}")
-            x = x[..., 0]
-        if x.dim() != 4 or x.shape[1] != cfg.in_channels or x.shape[3] != cfg.num_joints:
-            raise ValueError(f"expected input (B, {cfg.in_channels}, T, {cfg.num_joints}[, 1]), "
-                             f"got {tuple(x.shape)}")
-        t = x.shape[2]
-        min_t = 2 ** (len(cfg.depths) - 1) * 2
-        if t % 8 != 0 or t < min_t:
-            raise ValueError(f"T={t}: MMN needs a frame count divisible by 8 and at least {min_t} (released: 64)")
-        return x
-
     def _num_workers(self, x: Tensor) -> int:
         if x.device.type != "cpu" or threading.current_thread().name.startswith(_POOL_PREFIX):
             return 1
@@ -427,7 +412,7 @@ class FastMMN(nn.Module):
         return max(1, n)
 
     def forward(self, x: Tensor, index_t: Tensor, return_maps: bool = False):
-        x = self._check(x)
+        x = check_input(x, self.cfg)
         index_t = index_t.to(x.device)
         dev = x.device.type
         if torch.is_autocast_enabled(dev) and torch.get_autocast_dtype(dev) != self.w_head.dtype:

@@ -297,23 +297,13 @@ class MMN(nn.Module):
         self.head = nn.Linear(c, cfg.num_classes)
 
     def embed(self, x: Tensor, index_t: Tensor) -> Tensor:
-        """(B, C_in, T, V[, 1]) coordinates + (B, T) time codes → (B, C, T, V) embedding."""
-        if x.dim() == 5:
-            if x.shape[-1] != 1:
-                raise ValueError(f"MMN reads one person per clip; got M={x.shape[-1]}")
-            x = x[..., 0]
-        if x.dim() != 4 or x.shape[1] != self.cfg.in_channels or x.shape[3] != self.cfg.num_joints:
-            raise ValueError(f"expected input (B, {self.cfg.in_channels}, T, {self.cfg.num_joints}[, 1]), "
-                             f"got {tuple(x.shape)}")
+        """(B, C_in, T, V) coordinates + (B, T) time codes → (B, C, T, V) embedding."""
         p = self.projection(x)
         te = sinusoidal_time_code(index_t, self.cfg.channels).to(p.dtype)  # (B, T, C)
         return p + te.permute(0, 2, 1).unsqueeze(-1) * self.STPE.unsqueeze(1)
 
     def forward(self, x: Tensor, index_t: Tensor, return_maps: bool = False):
-        t = x.shape[2]
-        min_t = 2 ** (len(self.cfg.depths) - 1) * 2
-        if t % 8 != 0 or t < min_t:
-            raise ValueError(f"T={t}: MMN needs a frame count divisible by 8 and at least {min_t} (released: 64)")
+        x = check_input(x, self.cfg)
         maps: list[dict[str, Tensor]] | None = [] if return_maps else None
         s = self.embed(x, index_t)
         features = [self.MFM[0](s, maps)]
@@ -323,6 +313,23 @@ class MMN(nn.Module):
         z = self.fusion(*features)
         logits = self.head(self.head_drop(z.mean(dim=(2, 3))))
         return (logits, maps) if return_maps else logits
+
+
+def check_input(x: Tensor, cfg: MMNConfig) -> Tensor:
+    """(B, C_in, T, V[, 1]) clips → (B, C_in, T, V); ValueError naming what is wrong with the shape
+    (one person only, channels and joints of ``cfg``, T divisible by 8 and long enough for the
+    stages). Shared by :class:`MMN` and :class:`mmn.fast.FastMMN`."""
+    if x.dim() == 5:
+        if x.shape[-1] != 1:
+            raise ValueError(f"MMN reads one person per clip; got M={x.shape[-1]}")
+        x = x[..., 0]
+    if x.dim() != 4 or x.shape[1] != cfg.in_channels or x.shape[3] != cfg.num_joints:
+        raise ValueError(f"expected input (B, {cfg.in_channels}, T, {cfg.num_joints}[, 1]), got {tuple(x.shape)}")
+    t = x.shape[2]
+    min_t = 2 ** (len(cfg.depths) - 1) * 2
+    if t % 8 != 0 or t < min_t:
+        raise ValueError(f"T={t}: MMN needs a frame count divisible by 8 and at least {min_t} (released: 64)")
+    return x
 
 
 def mmn_ma52(**overrides) -> MMN:

@@ -54,6 +54,7 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 NO_WEIGHTS_REASON = ("no MMN checkpoint given (--weights): skeletons, motion-energy heatmaps and "
                      "annotated clips only. Labels need the authors' MA-52 checkpoint or one trained "
                      "with mmn.train; see the README, 'The authors' checkpoints'.")
+NO_LABELS_NOTE = "no labels: run with --weights"  # drawn on the clip and the timeline
 SCHEMA_VERSION = 1
 
 
@@ -73,6 +74,7 @@ class PipelineOptions:
     batch_size: int = 64
     export_clips: bool = False
     clip_preset: str = "veryfast"
+    pictures: bool = True  # KEY.heatmap.png and KEY.timeline.png (the web app draws its own)
     overwrite: bool = False
 
 
@@ -263,7 +265,8 @@ def labels_document(job: VideoJob, info, skel, result: LabelResult, recognizer: 
         "segments": result.segments,
         "heatmap": heat_summary(result.frame_heat, MA52_44, result.heat_source),
         "outputs": {"skeleton": outputs.skeleton.name, "labels": outputs.labels.name,
-                    "heatmap_png": outputs.heatmap.name, "timeline_png": outputs.timeline.name,
+                    "heatmap_png": outputs.heatmap.name if opts.pictures else None,
+                    "timeline_png": outputs.timeline.name if opts.pictures else None,
                     "annotated_clip": outputs.clip.name if opts.export_clips else None},
         "timing_s": {k: round(v, 3) for k, v in timing.items()},
     }
@@ -280,7 +283,7 @@ def write_pictures(job: VideoJob, info, result: LabelResult, outputs: Outputs, h
                                     vmax=1.0, title=f"{job.path.name} · per-joint {source}")
     timeline = figures.timeline(n / fps, result.segments, result.windows,
                                 result.extras["motion_energy"].sum(axis=1), fps,
-                                note=None if has_labels else "no labels: run with --weights",
+                                note=None if has_labels else NO_LABELS_NOTE,
                                 title=f"{job.path.name} · micro-actions over time")
     for picture, path in ((heatmap, outputs.heatmap), (timeline, outputs.timeline)):
         with atomic_path(path) as tmp:
@@ -296,7 +299,7 @@ def export_clip(job: VideoJob, info, skel, result: LabelResult, outputs: Outputs
     colours = np.array([BODY_LEVEL_COLOURS_BGR[b] if b >= 0 else NO_LABEL_BGR for b in result.frame_body], np.uint8)
     energy = result.extras["motion_energy"].sum(axis=1)
     annotations = [FrameAnnotation(lines) for lines in result.frame_top]
-    banner = None if has_labels else "no labels: run with --weights"
+    banner = None if has_labels else NO_LABELS_NOTE
     with progress(n, f"render {job.key}") as bar:
         frames = prefetch(frame for _, _, frame in iter_frames(job.path))  # decode ahead of drawing
         render_annotated_clip(frames, outputs.clip, fps=info.fps,
@@ -343,9 +346,10 @@ def process_video(job: VideoJob, opts: PipelineOptions, recognizer: Recognizer |
     timing["model"] = time.perf_counter() - t1
     if on_result is not None:
         on_result(skel, result)
-    t2 = time.perf_counter()
-    write_pictures(job, info, result, outputs, recognizer is not None)
-    timing["pictures"] = time.perf_counter() - t2
+    if opts.pictures:
+        t2 = time.perf_counter()
+        write_pictures(job, info, result, outputs, recognizer is not None)
+        timing["pictures"] = time.perf_counter() - t2
     if opts.export_clips:
         t2 = time.perf_counter()
         try:

@@ -181,9 +181,6 @@ def iter_frames(path: str | os.PathLike, *, decode: bool = True, strict: bool = 
         raise VideoError(path, f"truncated or damaged: decoded {index} of {expected} frames")
 
 
-_DONE = object()
-
-
 def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
     """Yield ``items`` in order while a background thread produces up to ``depth`` ahead.
 
@@ -211,7 +208,7 @@ def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
             for item in source:
                 if not put(("item", item)):
                     return
-            put(("done", _DONE))
+            put(("done", None))
         except BaseException as e:  # handed to the consumer, raised there
             put(("error", e))
         finally:

@@ -40,6 +40,8 @@ def test_outputs_without_checkpoint(no_checkpoint):
     assert doc["labels_absent_reason"] == NO_WEIGHTS_REASON and doc["model"] is None
     assert doc["windows"] and not any("top_k" in w for w in doc["windows"]) and doc["segments"] == []
     assert doc["video"]["path"] == CLIP.name  # no server path in the download
+    # the page draws its own figures: the folder job's whole-video pictures are not made
+    assert doc["outputs"]["heatmap_png"] is None and not a.outputs.heatmap.exists()
     assert read_skeleton(a.outputs.skeleton).keypoints.shape == (47, 44, 2)
     with av.open(str(a.outputs.clip)) as c:
         assert c.streams.video[0].codec_context.name == "h264"
