@@ -20,9 +20,12 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from pose.estimators import BACKENDS as ESTIMATOR_BACKENDS
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "MMN_APP_"
-POSE_BACKENDS = ("mediapipe", "mmpose")
+# the estimators that read pixels (precomputed results belong to the folder job, not uploads)
+POSE_BACKENDS = tuple(b for b in ESTIMATOR_BACKENDS if b != "precomputed")
 
 
 class ConfigError(ValueError):
@@ -43,6 +46,8 @@ class AppConfig:
     pose_options: dict = field(default_factory=dict)  # e.g. mmpose {config, checkpoint}
     max_upload_mb: float = 50.0           # upload size limit (also enforced by Gradio's upload route)
     max_duration_s: float = 60.0          # longest video accepted
+    max_frames: int = 1800                # most frames accepted (bounds work whatever the frame rate)
+    max_frame_pixels: int = 1920 * 1088   # largest frame accepted (width × height)
     queue_size: int = 8                   # requests waiting beyond this are turned away
     concurrency: int = 1                  # videos processed at the same time
     cache_ttl_s: int = 3600               # Gradio deletes served results older than this
@@ -59,7 +64,7 @@ class AppConfig:
         for name in ("max_upload_mb", "max_duration_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("queue_size", "concurrency", "cache_ttl_s"):
+        for name in ("queue_size", "concurrency", "cache_ttl_s", "max_frames", "max_frame_pixels"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.weights_bone is not None and self.weights is None:
@@ -72,7 +77,8 @@ class AppConfig:
     def limits_text(self) -> str:
         """The limits, as stated on the page."""
         return (f"Video files only (mp4, mov, avi, mkv, webm, m4v, mpeg, wmv), up to "
-                f"{self.max_upload_mb:g} MB and {self.max_duration_s:g} s.")
+                f"{self.max_upload_mb:g} MB and {self.max_duration_s:g} s (at most {self.max_frames} frames "
+                f"of {self.max_frame_pixels / 1e6:.1f} megapixels).")
 
 
 _FIELDS = {f.name: f for f in fields(AppConfig)}

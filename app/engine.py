@@ -1,7 +1,7 @@
 """One upload through the pipeline: loaded checkpoints, settings, progress, and the result.
 
-:func:`analyse` calls :func:`pipelines.video_to_labels.process_video` (the same code as the
-folder pipeline with ``--export-clips``), so the app's annotated video, labels JSON and
+:func:`analyse` calls :func:`pipelines.job.process_video` (the same code as the folder
+pipeline with ``--export-clips``), so the app's annotated video, labels JSON and
 skeleton file are exactly the pipeline's. It keeps the per-frame heat and the skeleton for
 the figures, and reports the stages (probe, decoding + pose, classification, rendering) to a
 progress callback such as ``gr.Progress``.
@@ -19,12 +19,14 @@ import numpy as np
 
 from app.config import AppConfig
 from app.validate import CheckedVideo
-from pipelines.atomic import atomic_write_text
+from pose.postprocess import SmoothingConfig
+from core.atomic import atomic_write_text
+from pipelines.job import LAYOUT, JobOptions, Outputs, SharedEstimator, VideoJob, option_default, process_video
+from pipelines.labels_doc import NO_WEIGHTS_REASON
 from pipelines.motion_energy import normalise_heat
-from pipelines.video_to_labels import NO_WEIGHTS_REASON, Outputs, PipelineOptions, VideoJob, process_video
-from pose.skeleton_layout import MA52_44
 
 STREAMS = ("2S (joint + bone)", "joint", "bone")
+SMOOTHING_WINDOW_S = SmoothingConfig().window_s
 Report = Callable[..., Any]  # gr.Progress-like: report((done, total) | fraction | None, desc=..., unit=...)
 
 
@@ -49,8 +51,8 @@ class Models:
         except (CheckpointError, ValueError, RuntimeError, OSError) as e:
             raise ModelError(str(e)) from None
         first = self.recognizers["joint"]
-        if first.layout.name != MA52_44.name:
-            raise ModelError(f"{weights} is a {first.layout.name} model; the app makes {MA52_44.name} skeletons")
+        if first.layout.name != LAYOUT.name:
+            raise ModelError(f"{weights} is a {first.layout.name} model; the app makes {LAYOUT.name} skeletons")
         self.files = [Path(weights).name] + ([Path(weights_bone).name] if weights_bone else [])
 
     @classmethod
@@ -70,6 +72,11 @@ class Models:
         """The recognizer for a stream choice (see :meth:`resolve`)."""
         return self.recognizers[self.resolve(stream)]
 
+    def describe_taxonomy(self) -> str:
+        t = self.recognizers["joint"].taxonomy
+        levels = f" in {t.num_body_levels} body levels" if t.has_body_levels else ""
+        return f"{t.name}, {t.num_classes} actions{levels}"
+
     def describe(self) -> str:
         r = self.recognizers["joint"]
         return f"{' + '.join(self.files)} ({r.dataset}, {r.num_classes} classes, {r.device})"
@@ -79,11 +86,11 @@ class Models:
 class Settings:
     """What the page lets one choose per run."""
 
-    window_s: float = 2.0
-    stride_s: float = 0.5
+    window_s: float = option_default("window")
+    stride_s: float = option_default("stride")
     stream: str | None = None
-    smoothing_s: float = 0.3       # Savitzky–Golay window in seconds; 0 turns smoothing off
-    heatmap: str = "msm_gamma"
+    smoothing_s: float = SMOOTHING_WINDOW_S  # Savitzky–Golay window in seconds; 0 turns smoothing off
+    heatmap: str = option_default("heatmap")
 
     def check(self) -> None:
         if not (0.2 <= self.window_s <= 10):
@@ -173,17 +180,15 @@ class StageProgress:
 def shared_estimator(cfg: AppConfig):
     """One pose model for the whole server (created on first use) when videos are processed
     one at a time (``concurrency`` 1), else None: each request then makes its own."""
-    from pipelines.video_to_labels import LazyEstimator
-
-    return LazyEstimator(cfg.pose_backend, dict(cfg.pose_options)) if cfg.concurrency == 1 else None
+    return SharedEstimator(cfg.pose_backend, dict(cfg.pose_options)) if cfg.concurrency == 1 else None
 
 
 def analyse(video: CheckedVideo, settings: Settings, models: Models | None, cfg: AppConfig, workdir: Path,
             report: Report | None = None, estimator: Any = None) -> Analysis:
     """Run one checked upload through the pipeline into ``workdir`` (with ``estimator``, a
-    :class:`pipelines.video_to_labels.LazyEstimator`, when given).
+    :class:`pipelines.job.SharedEstimator`, when given).
 
-    Raises :class:`pipelines.video_to_labels.StageError` (a readable stage and reason) and
+    Raises :class:`pipelines.job.StageError` (a readable stage and reason) and
     ValueError for bad settings.
     """
     settings.check()
@@ -191,10 +196,10 @@ def analyse(video: CheckedVideo, settings: Settings, models: Models | None, cfg:
     stages = StageProgress(report, recognizer is not None)
     stages.say("1/4 Checking the video")
     key = safe_key(video.name)
-    opts = PipelineOptions(out=workdir, pose_backend=cfg.pose_backend, pose_options=dict(cfg.pose_options),
-                           smoothing=settings.smoothing(),  # type: ignore[arg-type]  # extract_skeleton takes a dict too
-                           window=settings.window_s, stride=settings.stride_s, heatmap=settings.heatmap,
-                           export_clips=True, pictures=False, overwrite=True)  # the page draws its own figures
+    opts = JobOptions(out=workdir, pose_backend=cfg.pose_backend, pose_options=dict(cfg.pose_options),
+                      smoothing=settings.smoothing(), window=settings.window_s, stride=settings.stride_s,
+                      heatmap=settings.heatmap, export_clips=True, pictures=False,  # the page draws its own figures
+                      overwrite=True, max_frames=cfg.max_frames)
     kept: dict[str, Any] = {}
 
     def keep(skeleton, result) -> None:

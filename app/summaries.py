@@ -5,9 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any, Sequence
 
-from pipelines.figures import BODY_LEVELS, body_colour
-
-_BODY_INDEX = {code: i for i, (code, _) in enumerate(BODY_LEVELS)}
+from pipelines.figures import body_colour
 
 
 def window_at(windows: Sequence[dict[str, Any]], t: float) -> dict[str, Any] | None:
@@ -37,15 +35,18 @@ def clip_top_k(windows: Sequence[dict[str, Any]], k: int = 5) -> tuple[list[dict
     return [{**info[i], "prob": total[i] / len(labelled)} for i in best], len(labelled)
 
 
-def top_k_html(records: Sequence[dict[str, Any]], caption: str, empty: str = "no labels") -> str:
-    """An HTML table: rank, code, action, body level (colour chip), probability (bar and %)."""
+def top_k_html(records: Sequence[dict[str, Any]], caption: str, empty: str = "no labels",
+               body_levels: Sequence[Sequence[str]] = ()) -> str:
+    """An HTML table: rank, code, action, body level (colour chip), probability (bar and %).
+    ``body_levels``: the taxonomy's ``(code, name)`` levels, which give the chips' colours."""
+    body_index = {code: i for i, (code, _) in enumerate(body_levels)}
     cap = f"<div class='mmn-caption'>{html.escape(caption)}</div>"
     if not records:
         return cap + f"<div class='mmn-empty'>{html.escape(empty)}</div>"
     rows = []
     for rank, r in enumerate(records, 1):
         body_code = r.get("body_code", "")
-        rgb = body_colour(_BODY_INDEX.get(body_code, -1))
+        rgb = body_colour(body_index.get(body_code, -1))
         colour = "#%02x%02x%02x" % tuple(int(round(c * 255)) for c in rgb)
         body = f"{body_code} {r.get('body', '')}".strip() or "–"
         pct = 100.0 * float(r["prob"])

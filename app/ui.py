@@ -27,10 +27,11 @@ from app.folders import RequestFolders
 from app.summaries import clip_top_k, top_k_html, window_at
 from app.validate import Limits, UploadError, check_upload
 from mmn.model import MAP_NAMES
-from pipelines.video_to_labels import StageError
-from pose.skeleton_layout import MA52_44
+from pipelines.job import LAYOUT, StageError
+from pipelines.labels_doc import body_levels_of
 
 log = logging.getLogger("app")
+DEFAULTS = Settings()  # the page's initial settings are the job's defaults
 TITLE = "MMN micro-action recognition"
 NO_CHECKPOINT_BANNER = """<div class="mmn-banner">
 <b>No MMN checkpoint is configured, so there are no action labels.</b> Labels need the MMN
@@ -71,19 +72,20 @@ def window_views(state: dict[str, Any], t: float, workdir: Path) -> tuple[str, s
     frame = int(np.clip(round(t * fps), s0, s1 - 1))
     span = f"window {w['index']} ({w['start_s']:.2f}–{w['end_s']:.2f} s)"
     if w.get("top_k"):
-        table = top_k_html(w["top_k"], f"Top-5 in {span}")
+        table = top_k_html(w["top_k"], f"Top-5 in {span}", body_levels=body_levels_of(doc))
     else:
         table = top_k_html([], f"Top-5 in {span}", w.get("skipped") or
                            "no labels: no checkpoint configured (see the banner above)")
-    hm = figures.joint_heatmap(heat[s0:s1], fps, s0, MA52_44, source, vmax=1.0, marker_frame=frame,
+    hm = figures.joint_heatmap(heat[s0:s1], fps, s0, LAYOUT, source, vmax=1.0, marker_frame=frame,
                                title=f"{figures.heat_name(source)} · {span}")
     present = np.isfinite(kp[s0:s1]).all(axis=2).any(axis=1)
     if present.any() and not present[frame - s0]:
         frame = s0 + int(np.flatnonzero(present)[np.argmin(np.abs(np.flatnonzero(present) - (frame - s0)))])
-    sk = figures.skeleton_heat(kp[frame], heat[s0:s1].mean(axis=0), MA52_44, source, vmax=1.0,
+    sk = figures.skeleton_heat(kp[frame], heat[s0:s1].mean(axis=0), LAYOUT, source, vmax=1.0,
                                title=f"{span}: mean heat on the pose at {frame / fps:.2f} s")
     tl = figures.timeline(duration, doc["segments"], doc["windows"], state["energy"], fps, marker_s=t,
-                          note=None if state["has_labels"] else "no labels (no checkpoint configured)")
+                          note=None if state["has_labels"] else "no labels (no checkpoint configured)",
+                          body_levels=body_levels_of(doc))
     return (table, str(hm.save(workdir / "heatmap.png")), str(sk.save(workdir / "skeleton.png")),
             str(tl.save(workdir / "timeline.png")))
 
@@ -94,7 +96,7 @@ def build_app(cfg: AppConfig, models: Models | None, folders: RequestFolders) ->
     estimator = shared_estimator(cfg)
     if estimator is not None:
         atexit.register(estimator.close)
-    limits = Limits(cfg.max_upload_bytes, cfg.max_duration_s)
+    limits = Limits(cfg.max_upload_bytes, cfg.max_duration_s, cfg.max_frames, cfg.max_frame_pixels)
     examples = example_files(cfg)
 
     def allowed_roots() -> list[Path]:
@@ -118,7 +120,7 @@ def build_app(cfg: AppConfig, models: Models | None, folders: RequestFolders) ->
             try:
                 checked = check_upload(video, limits, allowed_roots())
                 settings = Settings(float(window_s), float(stride_s), stream, float(smoothing_s),
-                                    heatmap if heatmap in MAP_NAMES else "msm_gamma")
+                                    heatmap if heatmap in MAP_NAMES else DEFAULTS.heatmap)
                 analysis = analyse(checked, settings, models, cfg, workdir, progress, estimator)
             except UploadError as e:
                 raise gr.Error(str(e), duration=None, print_exception=False) from None
@@ -147,7 +149,7 @@ def build_app(cfg: AppConfig, models: Models | None, folders: RequestFolders) ->
         if a.has_labels:
             top, used = clip_top_k(doc["windows"], 5)
             clip_html = top_k_html(top, f"Top-5 for the whole video (mean over {used} labelled windows)",
-                                   "no window had the subject in view")
+                                   "no window had the subject in view", body_levels_of(doc))
         else:
             clip_html = top_k_html([], "Top-5 for the whole video", "no labels: no checkpoint configured")
         labelled = sum(1 for w in doc["windows"] if w.get("top_k"))
@@ -175,8 +177,9 @@ def build_app(cfg: AppConfig, models: Models | None, folders: RequestFolders) ->
 
     blocks = gr.Blocks(title=TITLE, delete_cache=(min(600, cfg.cache_ttl_s), cfg.cache_ttl_s))
     with blocks:
-        gr.Markdown(f"# {TITLE}\nMicro-actions of a seated person (MA-52: 52 actions in 7 body levels) "
-                    "from a video: pose → 44-joint skeleton → MMN over sliding windows.")
+        gr.Markdown(f"# {TITLE}\nMicro-actions of a seated person from a video: pose → "
+                    f"{LAYOUT.num_joints}-joint skeleton → MMN over sliding windows. "
+                    + (f"Classes: {models.describe_taxonomy()}." if models is not None else ""))
         gr.HTML(NO_CHECKPOINT_BANNER, visible=models is None, elem_id="no-checkpoint-banner")
         if models is not None:
             gr.Markdown(f"Checkpoint: `{models.describe()}`")
@@ -191,16 +194,16 @@ def build_app(cfg: AppConfig, models: Models | None, folders: RequestFolders) ->
                                 label="Example clips (MA-52 public samples)")
                 with gr.Accordion("Settings", open=True):
                     with gr.Row():
-                        window_s = gr.Slider(0.5, 4.0, value=2.0, step=0.1, label="Window (s)",
+                        window_s = gr.Slider(0.5, 4.0, value=DEFAULTS.window_s, step=0.1, label="Window (s)",
                                              info="one MMN clip (MA-52 clips are ~2 s)")
-                        stride_s = gr.Slider(0.1, 2.0, value=0.5, step=0.05, label="Stride (s)")
+                        stride_s = gr.Slider(0.1, 2.0, value=DEFAULTS.stride_s, step=0.05, label="Stride (s)")
                     choices = models.stream_choices if models else list(STREAMS[1:2])
                     stream = gr.Radio(choices, value=choices[0], label="Streams",
                                       info="2S = 0.5 joint + 0.5 bone logits",
                                       visible=models is not None and len(choices) > 1)
-                    smoothing_s = gr.Slider(0.0, 1.0, value=0.3, step=0.05, label="Pose smoothing (s)",
+                    smoothing_s = gr.Slider(0.0, 1.0, value=DEFAULTS.smoothing_s, step=0.05, label="Pose smoothing (s)",
                                             info="Savitzky–Golay window; 0 = off")
-                    heatmap = gr.Dropdown([(figures.heat_name(m), m) for m in MAP_NAMES], value="msm_gamma",
+                    heatmap = gr.Dropdown([(figures.heat_name(m), m) for m in MAP_NAMES], value=DEFAULTS.heatmap,
                                           label="Modulation heat",
                                           visible=models is not None,
                                           info="MMN map drawn as per-joint heat")

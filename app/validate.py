@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from pipelines.video_to_labels import VIDEO_SUFFIXES
+from pipelines.discovery import VIDEO_SUFFIXES
 
 _QUICKTIME_ATOMS = {b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
 _ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
@@ -27,8 +27,12 @@ class UploadError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
+    """What one upload may cost: bytes, seconds, and the work itself (frames, pixels a frame)."""
+
     max_bytes: int
     max_duration_s: float
+    max_frames: int = 1800
+    max_frame_pixels: int = 1920 * 1088
 
 
 @dataclass(frozen=True)
@@ -119,9 +123,16 @@ def check_upload(path: str | os.PathLike | None, limits: Limits,
         info = probe_video(resolved)
     except VideoError as e:
         raise UploadError(f"{name}: {e.problem}.") from None
-    frames = info.frame_count
-    if frames <= 0:  # container without a frame count: count up to the limit
-        frames = _count_frames(resolved, int(math.ceil(limits.max_duration_s * info.fps)) + 1)
+    if info.width * info.height > limits.max_frame_pixels:
+        raise UploadError(f"{name}: frames of {info.width}×{info.height} are larger than the limit of "
+                          f"{limits.max_frame_pixels / 1e6:.1f} megapixels; scale the video down.")
+    # the container's frame count can be missing or wrong: count (demux only) up to the limits
+    stop = min(limits.max_frames, int(math.ceil(limits.max_duration_s * info.fps))) + 1
+    frames = _count_frames(resolved, stop)
+    if frames > limits.max_frames:
+        raise UploadError(f"{name}: {frames if frames < stop else f'more than {limits.max_frames}'} frames "
+                          f"({info.fps:g} fps) is more than the limit of {limits.max_frames} frames; "
+                          f"cut the video shorter or lower its frame rate.")
     duration = frames / info.fps
     if duration > limits.max_duration_s + 0.5 / info.fps:
         raise UploadError(f"{name}: {duration:.1f} s is longer than the limit of {limits.max_duration_s:g} s; "
@@ -130,14 +141,20 @@ def check_upload(path: str | os.PathLike | None, limits: Limits,
 
 
 def _count_frames(path: Path, stop_after: int) -> int:
-    """Demux (no decoding) until the end or ``stop_after`` frames."""
-    import cv2
+    """Video packets in the file (one per frame), demuxed without decoding, counting up to
+    ``stop_after``."""
+    import av
 
-    cap = cv2.VideoCapture(str(path))
     n = 0
     try:
-        while n < stop_after and cap.grab():
-            n += 1
-    finally:
-        cap.release()
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return 0
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size:  # the demuxer's final empty packet is no frame
+                    n += 1
+                    if n >= stop_after:
+                        break
+    except (av.FFmpegError, OSError):
+        pass  # a damaged tail: what was counted stands (decoding reports the damage later)
     return n

@@ -39,10 +39,10 @@ from benchmarks.machine import machine_info  # noqa: E402
 from mmn.inference import Recognizer  # noqa: E402
 from pipelines.labelling import label_track  # noqa: E402
 from pipelines.render import H264Writer  # noqa: E402
-from pipelines.video_to_labels import LazyEstimator, PipelineOptions, VideoJob, process_video  # noqa: E402
+from pipelines.job import JobOptions, SharedEstimator, VideoJob, process_video  # noqa: E402
 from pipelines.windowing import make_windows  # noqa: E402
 from pose.extract import extract_skeleton  # noqa: E402
-from pose.skeleton_layout import MA52_44  # noqa: E402
+from core.layouts import MA52_44  # noqa: E402
 from pose.video import iter_frames, probe_video  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def concatenate(videos: list[Path], out: Path, repeat: int) -> Path:
     return out
 
 
-def time_stages(video: Path, recognizer: Recognizer | None, estimator: LazyEstimator) -> dict[str, float]:
+def time_stages(video: Path, recognizer: Recognizer | None, estimator: SharedEstimator) -> dict[str, float]:
     info = probe_video(video)
     t = time.perf_counter()
     frames = [(i, ts, f) for i, ts, f in iter_frames(video)]
@@ -98,7 +98,7 @@ def time_stages(video: Path, recognizer: Recognizer | None, estimator: LazyEstim
     for key, clips, preset in (("labels", False, "veryfast"), ("clip", True, "veryfast"),
                                ("clip_uf", True, "ultrafast")):
         with tempfile.TemporaryDirectory() as d:
-            opts = PipelineOptions(out=Path(d), export_clips=clips, clip_preset=preset)
+            opts = JobOptions(out=Path(d), export_clips=clips, clip_preset=preset)
             t = time.perf_counter()
             doc = process_video(VideoJob(video, "bench"), opts, recognizer, progress=_Silent, estimator=estimator)
             totals[key] = time.perf_counter() - t
@@ -122,7 +122,7 @@ def main() -> int:
 
     recognizer = Recognizer.from_checkpoints(args.weights, device=args.device) if args.weights.is_file() else None
     videos = sorted(args.videos.glob("*.mp4"))
-    estimator = LazyEstimator("mediapipe", {})
+    estimator = SharedEstimator("mediapipe", {})
     results = []
     with tempfile.TemporaryDirectory() as d:
         long_clip = concatenate(videos, Path(d) / "concatenated.mp4", args.repeat_long)

@@ -7,10 +7,17 @@ ever runs:
   keys optionally prefixed ``module.``. Joints, classes, channels and depths are inferred from
   the shapes; the layout from the joint count; the modality is not recorded in the file, so
   the caller says it (default ``"joint"``).
-- **project**: ``{"format": "mmn-checkpoint", "version": 1, "meta": {...}, "state_dict": {...}}``
-  where ``meta`` holds plain data: ``model`` (an :class:`MMNConfig` dict), ``dataset``,
-  ``layout`` (a :class:`SkeletonLayout` dict), ``modality``, ``class_names``,
-  ``preprocessing`` and free-form provenance.
+- **project**: ``{"format": "mmn-checkpoint", "version": 2, "meta": {...}, "state_dict": {...}}``
+  where ``meta`` is :meth:`CheckpointMeta.to_dict`: plain data with ``model`` (an
+  :class:`MMNConfig` dict), ``taxonomy`` (a :class:`~core.taxonomy.Taxonomy` dict), ``layout``
+  (a :class:`~core.layouts.SkeletonLayout` dict), ``modality``, ``clip_len``, ``source`` and
+  free-form ``provenance`` (epoch, metrics). Version 1 files (``dataset`` and ``class_names``
+  instead of ``taxonomy``) are still read.
+
+Every load returns a :class:`CheckpointMeta`, frozen and typed, kept on the model as
+``model.meta``. A released state dict records no taxonomy: it is recognised only by the
+shapes of the two releases (44 joints × 52 classes → MA-52, 22 × 32 → iMiGUE); any other
+shape is refused, since its class names would be made up.
 
 Every load is strict: a missing, unexpected or mis-shaped key is an error that names the file
 and the first problem (the released training code loaded with ``strict=False``, which hides
@@ -21,22 +28,29 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from mmn.classes import ma52_classes
+from core.atomic import atomic_path
+from core.hashing import sha256_file
+from core.layouts import LAYOUTS, SkeletonLayout, layout_for_joints
+from core.taxonomy import IMIGUE, MA52, Taxonomy, builtin_taxonomy
 from mmn.model import MMN, MMNConfig
 from mmn.preprocess import CLIP_LEN, check_modality
-from pose.skeleton_layout import LAYOUTS, SkeletonLayout, layout_for_joints
-from pose.video import sha256_file
+
+__all__ = ["CheckpointError", "CheckpointMeta", "PRETRAINED", "PretrainedWeights", "infer_config",
+           "load_official", "save_checkpoint", "sha256_of", "verify_sha256"]
 
 PROJECT_FORMAT = "mmn-checkpoint"
-PROJECT_VERSION = 1
+PROJECT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+RELEASED_SOURCE = "released state dict"
+# the released checkpoints are recognised by shape: (joints, classes) → their taxonomy
+RELEASED_TAXONOMIES: dict[tuple[int, int], Taxonomy] = {(44, MA52.num_classes): MA52, (22, IMIGUE.num_classes): IMIGUE}
 
 
 class CheckpointError(ValueError):
@@ -164,33 +178,94 @@ def _check_keys(path: Path, model: MMN, state: Mapping[str, torch.Tensor]) -> No
         raise CheckpointError(f"{path}: does not match MMN ({'; '.join(problems)})")
 
 
-def default_meta(cfg: MMNConfig, modality: str, source: str) -> dict[str, Any]:
-    """Metadata for a released checkpoint, which records none: inferred from its shapes."""
-    layout = layout_for_joints(cfg.num_joints)
-    if layout.name == "ma52_44" and cfg.num_classes == 52:
-        dataset, class_names = "ma52", [c.name for c in ma52_classes()]
-    elif layout.name == "imigue_22" and cfg.num_classes == 32:
-        dataset, class_names = "imigue", [f"class_{i}" for i in range(32)]
-    else:
-        dataset, class_names = "unknown", [f"class_{i}" for i in range(cfg.num_classes)]
-    return {
-        "model": cfg.to_dict(),
-        "dataset": dataset,
-        "layout": layout.to_dict(),
-        "modality": modality,
-        "class_names": class_names,
-        "preprocessing": {"clip_len": CLIP_LEN, "centre_joint": layout.centre_joint, "scale": "minmax"},
-        "source": source,
-    }
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """What a checkpoint says about itself (and, once loaded, which file it was).
+
+    ``clip_len`` is the number of frames each clip is resampled to, as the model was trained;
+    ``source`` says where the weights come from (``"released state dict"``, ``"mmn.train"``);
+    ``provenance`` holds plain extra facts (epoch, best metric, config name).
+    """
+
+    model: MMNConfig
+    taxonomy: Taxonomy
+    layout: SkeletonLayout
+    modality: str = "joint"
+    clip_len: int = CLIP_LEN
+    source: str = RELEASED_SOURCE
+    file: str | None = None
+    sha256: str | None = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_modality(self.modality)
+        if self.taxonomy.num_classes != self.model.num_classes:
+            raise ValueError(f"taxonomy {self.taxonomy.name!r} has {self.taxonomy.num_classes} classes, "
+                             f"the model {self.model.num_classes}")
+        if self.layout.num_joints != self.model.num_joints:
+            raise ValueError(f"layout {self.layout.name} has {self.layout.num_joints} joints, "
+                             f"the model {self.model.num_joints}")
+        if self.clip_len < 1:
+            raise ValueError(f"clip_len must be positive, got {self.clip_len}")
+
+    @property
+    def dataset(self) -> str:
+        """The taxonomy's name (``"ma52"``, ``"imigue"`` or a user's)."""
+        return self.taxonomy.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the file (``file`` and ``sha256`` describe a file, so are not stored)."""
+        return {"model": self.model.to_dict(), "taxonomy": self.taxonomy.to_dict(), "layout": self.layout.to_dict(),
+                "modality": self.modality, "clip_len": self.clip_len, "source": self.source,
+                "provenance": dict(self.provenance)}
+
+    @classmethod
+    def from_dict(cls, meta: Mapping[str, Any], version: int = PROJECT_VERSION) -> "CheckpointMeta":
+        """Inverse of :meth:`to_dict`; also reads version 1 metadata."""
+        model_cfg = dict(meta["model"])
+        model_cfg["depths"] = tuple(model_cfg["depths"])
+        cfg = MMNConfig(**model_cfg)
+        layout = _layout_from_spec(meta["layout"])
+        if version == 1:
+            names = list(meta["class_names"])
+            builtin = builtin_taxonomy(str(meta.get("dataset", "")))
+            taxonomy = (builtin.with_names(names) if builtin is not None and len(names) == builtin.num_classes
+                        else Taxonomy.from_class_names(names, str(meta.get("dataset") or "custom")))
+            known = {"model", "dataset", "layout", "modality", "class_names", "preprocessing", "source"}
+            return cls(cfg, taxonomy, layout, str(meta.get("modality", "joint")),
+                       int(meta.get("preprocessing", {}).get("clip_len", CLIP_LEN)), str(meta.get("source", "mmn.train")),
+                       provenance={k: v for k, v in meta.items() if k not in known})
+        return cls(cfg, Taxonomy.from_dict(meta["taxonomy"]), layout, str(meta["modality"]), int(meta["clip_len"]),
+                   str(meta["source"]), provenance=dict(meta.get("provenance") or {}))
+
+
+def _layout_from_spec(spec: Mapping[str, Any]) -> SkeletonLayout:
+    """A shipped layout when the spec equals it, else the spec's own layout."""
+    if spec.get("name") in LAYOUTS and LAYOUTS[spec["name"]].to_dict() == dict(spec):
+        return LAYOUTS[spec["name"]]
+    return SkeletonLayout.from_dict(spec)
+
+
+def released_meta(cfg: MMNConfig, modality: str, path: Path) -> CheckpointMeta:
+    """Metadata of a released state dict, which records none: its taxonomy and layout are
+    those of the release with its shape. Raises :class:`CheckpointError` for any other shape."""
+    taxonomy = RELEASED_TAXONOMIES.get((cfg.num_joints, cfg.num_classes))
+    if taxonomy is None:
+        known = ", ".join(f"{t.name}: {v} joints × {k} classes" for (v, k), t in RELEASED_TAXONOMIES.items())
+        raise CheckpointError(
+            f"{path}: a plain state dict with {cfg.num_joints} joints and {cfg.num_classes} classes carries no "
+            f"class list, and is not shaped like a released checkpoint ({known}). Save it as a project "
+            f"checkpoint with its taxonomy (mmn.save_checkpoint, or train with mmn.train).")
+    return CheckpointMeta(cfg, taxonomy, layout_for_joints(cfg.num_joints), modality, CLIP_LEN, RELEASED_SOURCE)
 
 
 def load_official(path: str | os.PathLike, modality: str | None = None,
                   device: str | torch.device = "cpu") -> MMN:
     """Load an MMN checkpoint — released (plain state dict) or the project's own — strictly.
 
-    Returns the model in eval mode on ``device`` with ``model.pretrained_cfg`` holding the
-    metadata (see module docstring) plus ``file`` and ``sha256``. ``modality`` overrides or
-    supplies the modality (released files do not record it; default ``"joint"``).
+    Returns the model in eval mode on ``device``, its :class:`CheckpointMeta` (with ``file``
+    and ``sha256``) as ``model.meta``. ``modality`` overrides or supplies the modality
+    (released files do not record it; default ``"joint"``).
     Raises :class:`CheckpointError` naming the file and the first problem.
     """
     path = Path(path)
@@ -199,72 +274,41 @@ def load_official(path: str | os.PathLike, modality: str | None = None,
         raise CheckpointError(f"{path}: expected a state dict, found {type(obj).__name__}")
 
     if obj.get("format") == PROJECT_FORMAT:
-        if obj.get("version") != PROJECT_VERSION:
-            raise CheckpointError(f"{path}: checkpoint format version {obj.get('version')!r} is not "
-                                  f"supported (this code reads version {PROJECT_VERSION})")
-        meta = dict(obj.get("meta") or {})
+        version = obj.get("version")
+        if version not in READABLE_VERSIONS:
+            raise CheckpointError(f"{path}: checkpoint format version {version!r} is not supported "
+                                  f"(this code reads versions {', '.join(map(str, READABLE_VERSIONS))})")
         try:
             state = _strip_prefix(obj["state_dict"])
-            model_cfg = dict(meta["model"])
-            model_cfg["depths"] = tuple(model_cfg["depths"])
-            cfg = MMNConfig(**model_cfg)
-        except (KeyError, TypeError) as e:
-            raise CheckpointError(f"{path}: malformed project checkpoint ({e})") from None
+            meta = CheckpointMeta.from_dict(obj.get("meta") or {}, version)
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: malformed project checkpoint ({type(e).__name__}: {e})") from None
     else:
         try:
             state = _strip_prefix(obj)
             cfg = infer_config(state)
-            meta = default_meta(cfg, modality or "joint", source="released state dict")
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: not an MMN checkpoint ({e})") from None
+        meta = released_meta(cfg, modality or "joint", path)
 
-    if modality is not None:
-        meta["modality"] = modality
-    check_modality(meta.get("modality", "joint"))
-    model = MMN(cfg)
+    try:
+        meta = replace(meta, modality=modality or meta.modality, file=path.name, sha256=sha256_of(path))
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    model = MMN(meta.model)
     _check_keys(path, model, state)
     model.load_state_dict(state, strict=True)
-    meta.update(file=path.name, sha256=sha256_of(path))
-    model.pretrained_cfg = meta
+    model.meta = meta
     return model.to(device).eval()
 
 
-def layout_of(model: MMN) -> SkeletonLayout:
-    """The skeleton layout recorded in a loaded model's metadata (or inferred from its joints)."""
-    spec = getattr(model, "pretrained_cfg", {}).get("layout")
-    if spec is None:
-        return layout_for_joints(model.cfg.num_joints)
-    if spec.get("name") in LAYOUTS and LAYOUTS[spec["name"]].to_dict() == spec:
-        return LAYOUTS[spec["name"]]
-    return SkeletonLayout.from_dict(spec)
-
-
-def save_checkpoint(path: str | os.PathLike, model: MMN, *, dataset: str, layout: SkeletonLayout,
-                    modality: str, class_names: list[str], extra: Mapping[str, Any] | None = None) -> Path:
-    """Write a project checkpoint atomically (temporary file, then rename). Returns the path."""
-    if len(class_names) != model.cfg.num_classes:
-        raise ValueError(f"{len(class_names)} class names for a {model.cfg.num_classes}-class model")
-    if layout.num_joints != model.cfg.num_joints:
-        raise ValueError(f"layout {layout.name} has {layout.num_joints} joints, model {model.cfg.num_joints}")
-    meta = {
-        "model": model.cfg.to_dict(),
-        "dataset": dataset,
-        "layout": layout.to_dict(),
-        "modality": check_modality(modality),
-        "class_names": list(class_names),
-        "preprocessing": {"clip_len": CLIP_LEN, "centre_joint": layout.centre_joint, "scale": "minmax"},
-        **dict(extra or {}),
-    }
+def save_checkpoint(path: str | os.PathLike, model: MMN, *, taxonomy: Taxonomy, layout: SkeletonLayout,
+                    modality: str, clip_len: int = CLIP_LEN, source: str = "mmn.train",
+                    provenance: Mapping[str, Any] | None = None) -> Path:
+    """Write a project checkpoint atomically, its taxonomy and clip length with it. Returns the path."""
+    meta = CheckpointMeta(model.cfg, taxonomy, layout, modality, clip_len, source, provenance=dict(provenance or {}))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({"format": PROJECT_FORMAT, "version": PROJECT_VERSION, "meta": meta,
+    with atomic_path(path) as tmp:
+        torch.save({"format": PROJECT_FORMAT, "version": PROJECT_VERSION, "meta": meta.to_dict(),
                     "state_dict": state}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)

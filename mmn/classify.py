@@ -20,9 +20,8 @@ from typing import Iterator
 import numpy as np
 
 from mmn.checkpoint import CheckpointError
-from mmn.classes import top_k_records
 from mmn.inference import Recognizer
-from mmn.safe_pickle import load_data_pickle
+from core.safe_pickle import load_data_pickle
 
 
 def iter_clips(path: Path) -> Iterator[tuple[str, np.ndarray]]:
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             failed += 1
             continue
         for (name, _), logits, probs in zip(clips, pred.logits, pred.probs):
-            records = top_k_records(probs, rec.class_names, args.top_k, rec.dataset)
+            records = rec.taxonomy.top_k_records(probs, args.top_k)
             if args.json:
                 print(json.dumps({"clip": name, "file": str(path), "streams": rec.modalities,
                                   "top_k": records, "logits": [float(v) for v in logits]}))

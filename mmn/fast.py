@@ -327,7 +327,7 @@ class FastMMN(nn.Module):
     """Eval-only MMN with the same ``forward(x, index_t, return_maps=False)`` as :class:`MMN`.
 
     Build with :meth:`from_model` (or :func:`optimise_for_inference`) from an MMN whose weights
-    are final; later changes to that MMN are not seen. Keeps ``cfg`` and ``pretrained_cfg``.
+    are final; later changes to that MMN are not seen. Keeps ``cfg`` and ``meta``.
     The forward never records autograd history.
 
     On CPU the batch runs ``chunk_size`` clips at a time and, with ``workers`` > 1 (default
@@ -348,8 +348,7 @@ class FastMMN(nn.Module):
         if chunk_size < 1:
             raise ValueError("chunk_size must be ≥ 1")
         self.cfg = model.cfg
-        if hasattr(model, "pretrained_cfg"):
-            self.pretrained_cfg = model.pretrained_cfg
+        self.meta = model.meta
         self.chunk_size = chunk_size
         self.workers = workers
         dtype = next(model.parameters()).dtype

@@ -15,11 +15,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmn.checkpoint import layout_of, load_official
+from core.layouts import SkeletonLayout
+from core.taxonomy import Taxonomy
+from mmn.checkpoint import CheckpointMeta, load_official
 from mmn.fast import FastMMN
 from mmn.model import MAP_NAMES, MMN
-from mmn.preprocess import CLIP_LEN, preprocess_clip
-from pose.skeleton_layout import SkeletonLayout
+from mmn.preprocess import preprocess_clip
+
+__all__ = ["DEVICES", "Prediction", "Recognizer", "blocks_to_heatmap", "resolve_device"]
+
+DEVICES = ("auto", "cpu", "cuda")  # the --device choices everywhere
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -68,7 +73,9 @@ class Recognizer:
     With ``fast=True`` (default) each stream runs as a :class:`~mmn.fast.FastMMN`, the
     eval-only equivalent of the loaded model (same logits within 1e-4, same maps); ``fast=False``
     runs the plain :class:`~mmn.model.MMN` modules. ``self.models`` keeps the plain modules,
-    ``self.streams`` what actually runs.
+    ``self.streams`` what actually runs. Every stream must come from a checkpoint
+    (``model.meta``, see :func:`mmn.load_official`): the joint stream's metadata gives the
+    layout, taxonomy and clip length; a second stream must agree on all three.
     """
 
     def __init__(self, streams: Sequence[MMN | FastMMN], device: str | torch.device = "auto",
@@ -80,14 +87,19 @@ class Recognizer:
                        for m in streams]
         self.streams = [FastMMN.from_model(m) if fast and not isinstance(m, FastMMN) else m
                         for m in self.models]
-        self.layout: SkeletonLayout = layout_of(self.streams[0])
-        self.modalities = [m.pretrained_cfg.get("modality", "joint") if hasattr(m, "pretrained_cfg")
-                           else "joint" for m in self.streams]
-        for m in self.streams[1:]:
-            if layout_of(m).to_dict() != self.layout.to_dict() or m.cfg.num_classes != self.num_classes:
-                raise ValueError("ensembled checkpoints must share layout and classes")
-        self.class_names: list[str] = list(getattr(self.streams[0], "pretrained_cfg", {}).get(
-            "class_names", [f"class_{i}" for i in range(self.num_classes)]))
+        metas = [m.meta for m in self.streams]
+        if any(meta is None for meta in metas):
+            raise ValueError("a Recognizer runs loaded checkpoints (model.meta is None: load with mmn.load_official)")
+        self.meta: CheckpointMeta = metas[0]
+        for other in metas[1:]:
+            if (other.layout != self.meta.layout or other.taxonomy != self.meta.taxonomy
+                    or other.clip_len != self.meta.clip_len):
+                raise ValueError(f"ensembled checkpoints must share layout, classes and clip length "
+                                 f"({self.meta.file} and {other.file} differ)")
+        self.layout: SkeletonLayout = self.meta.layout
+        self.taxonomy: Taxonomy = self.meta.taxonomy
+        self.modalities = [meta.modality for meta in metas]
+        self.class_names: list[str] = list(self.taxonomy.class_names)
         # inverse of the body-part reorder: storage joint j sits at model position inverse[j]
         self._inverse = torch.as_tensor(np.argsort(np.asarray(self.layout.partition)), device=self.device)
 
@@ -106,12 +118,22 @@ class Recognizer:
 
     @property
     def dataset(self) -> str:
-        return getattr(self.streams[0], "pretrained_cfg", {}).get("dataset", "unknown")
+        """The taxonomy's name."""
+        return self.taxonomy.name
+
+    @property
+    def clip_len(self) -> int:
+        """Frames each clip is resampled to (the checkpoint's recorded clip length)."""
+        return self.meta.clip_len
 
     @torch.inference_mode()
     def predict(self, clips: Sequence[np.ndarray], return_maps: bool = False,
-                batch_size: int = 64, clip_len: int = CLIP_LEN) -> Prediction:
-        """Classify raw clips, each (L_i, V, 2) pixels with L_i ≥ 1, in batches."""
+                batch_size: int = 64, clip_len: int | None = None) -> Prediction:
+        """Classify raw clips, each (L_i, V, 2) pixels with L_i ≥ 1, in batches of
+        ``batch_size`` ≥ 1, each resampled to ``clip_len`` frames (default: the checkpoint's)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        clip_len = self.clip_len if clip_len is None else clip_len
         logits_all, maps_all, inds_all = [], {n: [] for n in MAP_NAMES}, []
         for start in range(0, len(clips), batch_size):
             batch = clips[start:start + batch_size]

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from core.layouts import IMIGUE_22, MA52_44
+from core.taxonomy import IMIGUE, MA52
 
 # The names of the per-block modulation maps ``forward(..., return_maps=True)`` returns.
 MAP_NAMES = ("msm_gamma", "msm_beta", "mtm_gamma", "mtm_beta",
@@ -28,8 +32,8 @@ MAP_NAMES = ("msm_gamma", "msm_beta", "mtm_gamma", "mtm_beta",
 class MMNConfig:
     """Hyper-parameters of one MMN. The defaults are the released MA-52 configuration."""
 
-    num_joints: int = 44
-    num_classes: int = 52
+    num_joints: int = MA52_44.num_joints
+    num_classes: int = MA52.num_classes
     in_channels: int = 2
     depths: tuple[int, ...] = (3, 3, 3, 3)
     channels: int = 96
@@ -268,7 +272,12 @@ class MMN(nn.Module):
     logits (B, K). With ``return_maps=True`` also returns a list with one dict per block
     (12 for the released depths) of (B, T_stage, V) modulation maps named in
     :data:`MAP_NAMES`, in the model's joint order; the logits are unchanged.
+
+    ``meta`` is the :class:`mmn.checkpoint.CheckpointMeta` of a loaded checkpoint (None for a
+    model built in code).
     """
+
+    meta: Any = None  # mmn.checkpoint.CheckpointMeta | None (that module imports this one)
 
     def __init__(self, cfg: MMNConfig = MMNConfig()) -> None:
         super().__init__()
@@ -334,12 +343,12 @@ def check_input(x: Tensor, cfg: MMNConfig) -> Tensor:
 
 def mmn_ma52(**overrides) -> MMN:
     """MMN in the released MA-52 configuration: 44 joints, 52 classes (1,325,186 parameters)."""
-    return MMN(MMNConfig(**{"num_joints": 44, "num_classes": 52, **overrides}))
+    return MMN(MMNConfig(**{"num_joints": MA52_44.num_joints, "num_classes": MA52.num_classes, **overrides}))
 
 
 def mmn_imigue(**overrides) -> MMN:
     """MMN in the released iMiGUE configuration: 22 joints, 32 classes (1,234,014 parameters)."""
-    return MMN(MMNConfig(**{"num_joints": 22, "num_classes": 32, **overrides}))
+    return MMN(MMNConfig(**{"num_joints": IMIGUE_22.num_joints, "num_classes": IMIGUE.num_classes, **overrides}))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from pose.skeleton_layout import SkeletonLayout
+from core.layouts import SkeletonLayout
 
 Results = dict[str, Any]
 CLIP_LEN = 64

@@ -25,10 +25,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from pipelines.render import BODY_LEVEL_COLOURS_BGR, NO_LABEL_BGR
-from pose.skeleton_layout import MA52_44, SkeletonLayout
+from core.layouts import MA52_44, SkeletonLayout
 
-BODY_LEVELS = (("A", "body"), ("B", "head"), ("C", "upper limb"), ("D", "lower limb"),
-               ("E", "body-hand"), ("F", "head-hand"), ("G", "leg-hand"))
 HEAT_NAMES = {
     "msm_gamma": "MSM γ (skeletal modulation scale)", "msm_beta": "MSM β (skeletal modulation shift)",
     "mtm_gamma": "MTM γ (temporal modulation scale)", "mtm_beta": "MTM β (temporal modulation shift)",
@@ -118,19 +116,21 @@ def pack_rows(spans: Sequence[tuple[float, float]], max_rows: int = 8) -> list[i
 def timeline(duration_s: float, segments: Sequence[dict[str, Any]], windows: Sequence[dict[str, Any]],
              energy: np.ndarray | None = None, fps: float | None = None, marker_s: float | None = None,
              note: str | None = None, title: str = "Predicted micro-actions over time",
-             width_in: float = 12.0, dpi: int = 100) -> Picture:
+             body_levels: Sequence[tuple[str, str]] = (), width_in: float = 12.0, dpi: int = 100) -> Picture:
     """Micro-action timeline of one video.
 
     Args:
         duration_s: video length in seconds (the x range).
         segments: the labels document's ``segments`` (with ``code``, ``name``, ``mean_prob``
-            and ``body_code`` for MA-52).
+            and ``body_code`` where the taxonomy has them).
         windows: the labels document's ``windows``; each labelled one is drawn as a thin bar
             in its top-1 colour (stacked so overlapping windows stay visible).
         energy: (N,) per-frame motion energy (drawn as a curve) with ``fps``.
         marker_s: draw the chosen time as a vertical line.
         note: text shown when there is nothing labelled (e.g. no checkpoint).
         title: the figure's title (top left; the body-level legend is top right).
+        body_levels: the taxonomy's ``(code, name)`` body levels (the labels document's
+            ``model.taxonomy.body_levels``): colours and legend; empty for a taxonomy without.
     """
     duration_s = max(float(duration_s), 1e-3)
     labelled = [w for w in windows if w.get("top_k")]
@@ -150,7 +150,7 @@ def timeline(duration_s: float, segments: Sequence[dict[str, Any]], windows: Seq
     # segments: merged runs of the same top-1 class above the threshold
     ax_seg.set_ylim(0, 1)
     ax_seg.set_ylabel("segments", rotation=0, ha="right", va="center")
-    body_index = {code: i for i, (code, _) in enumerate(BODY_LEVELS)}
+    body_index = {code: i for i, (code, _) in enumerate(body_levels)}
     for seg in segments:
         colour = body_colour(body_index.get(seg.get("body_code", ""), -1))
         x0, x1 = seg["start_s"], seg["end_s"]
@@ -196,11 +196,12 @@ def timeline(duration_s: float, segments: Sequence[dict[str, Any]], windows: Seq
         for ax in (ax_seg, ax_win, ax_en):
             ax.axvline(marker_s, color="black", linewidth=1.5, linestyle="--")
 
-    handles = [Patch(facecolor=body_colour(i), label=f"{code} {name}") for i, (code, name) in enumerate(BODY_LEVELS)]
+    handles = [Patch(facecolor=body_colour(i), label=f"{code} {name}") for i, (code, name) in enumerate(body_levels)]
     size_h = fig.get_size_inches()[1]
     fig.suptitle(title, x=0.09, y=1 - 0.08 / size_h, ha="left", va="top", fontsize=11, fontweight="bold")
-    fig.legend(handles=handles, loc="upper left", ncol=7, frameon=False, fontsize=9,
-               bbox_to_anchor=(0.085, 1 - 0.3 / size_h), handlelength=1.2, columnspacing=1.4)
+    if handles:
+        fig.legend(handles=handles, loc="upper left", ncol=len(handles), frameon=False, fontsize=9,
+                   bbox_to_anchor=(0.085, 1 - 0.3 / size_h), handlelength=1.2, columnspacing=1.4)
     fig.subplots_adjust(left=0.09, right=0.99, top=1 - 0.72 / size_h, bottom=0.5 / size_h)
     return _render(fig, dpi)
 

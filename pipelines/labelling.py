@@ -11,11 +11,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from mmn.classes import ma52_classes, top_k_records
 from mmn.inference import Recognizer
 from pipelines.motion_energy import motion_energy
 from pipelines.windowing import Window, merge_segments, windows_to_frames
-from pose.skeleton_layout import SkeletonLayout
+from core.layouts import SkeletonLayout
 
 MIN_PRESENT_FRACTION = 0.5  # a window needs the subject in at least half of its frames
 
@@ -97,8 +96,7 @@ def label_track(keypoints: np.ndarray, fps: float, windows: Sequence[Window], la
         else:
             frame_heat, heat_source = energy, "motion_energy"
 
-    is_ma52 = recognizer is not None and recognizer.dataset == "ma52" and recognizer.num_classes == 52
-    table = ma52_classes() if is_ma52 else None
+    taxonomy = recognizer.taxonomy if recognizer is not None else None
     pred_row = {w.index: i for i, w in enumerate(usable)}
     top1, top1_prob, labelled = [], [], []
     for w in windows:
@@ -111,16 +109,16 @@ def label_track(keypoints: np.ndarray, fps: float, windows: Sequence[Window], la
             rec["skipped"] = "subject absent in more than half of the window"
         elif preds is not None:
             probs = preds.probs[pred_row[w.index]]
-            top = top_k_records(probs, recognizer.class_names, top_k, recognizer.dataset)
+            top = taxonomy.top_k_records(probs, top_k)
             rec["top_k"] = top
-            if table is not None:
-                body_probs = np.zeros(7)
-                np.add.at(body_probs, [c.body_index for c in table], probs)
-                rec["body"] = {"index": table[top[0]["index"]].body_index, "code": top[0]["body_code"],
-                               "name": top[0]["body"], "level_probs": [round(float(p), 6) for p in body_probs]}
+            body_probs = taxonomy.body_probs(probs)
+            if body_probs is not None:
+                best = taxonomy[top[0]["index"]]
+                rec["body"] = {"index": best.body_index, "code": best.body_code, "name": best.body,
+                               "level_probs": [round(float(p), 6) for p in body_probs]}
             top1.append(top[0]["index"]); top1_prob.append(top[0]["prob"]); labelled.append(w)
             lines = tuple((f"{r.get('code', r['index'])} {r['name']}", r["prob"],
-                           table[r["index"]].body_index if table else 0) for r in top[:3])
+                           taxonomy[r["index"]].body_index or 0) for r in top[:3])
             for f in range(w.start, w.end):  # later windows overwrite: "current" = latest start
                 frame_top[f] = lines
                 frame_body[f] = lines[0][2]
@@ -128,13 +126,15 @@ def label_track(keypoints: np.ndarray, fps: float, windows: Sequence[Window], la
 
     if labelled:
         for s in merge_segments(labelled, top1, top1_prob, threshold):
-            seg: dict[str, Any] = {"class_index": s.class_index, "name": recognizer.class_names[s.class_index],
+            seg: dict[str, Any] = {"class_index": s.class_index, "name": taxonomy.class_names[s.class_index],
                                    "start_frame": s.start, "end_frame": s.end,
                                    "start_s": round(s.start / fps, 4), "end_s": round(s.end / fps, 4),
                                    "mean_prob": round(s.mean_prob, 6), "windows": list(s.windows)}
-            if table is not None:
-                c = table[s.class_index]
-                seg.update(code=c.code, body=c.body, body_code=c.body_code)
+            c = taxonomy[s.class_index]
+            if c.code is not None:
+                seg["code"] = c.code
+            if c.body is not None:
+                seg.update(body=c.body, body_code=c.body_code)
             segments.append(seg)
     return LabelResult(records, segments, frame_heat.astype(np.float32), heat_source, frame_top,
                        frame_body, {"motion_energy": energy})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pose.skeleton_layout import MA52_44, SkeletonLayout
+from core.layouts import MA52_44, SkeletonLayout
 
 
 def body_scale(keypoints: np.ndarray, layout: SkeletonLayout = MA52_44) -> float:

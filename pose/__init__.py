@@ -10,14 +10,14 @@ Entry points:
 - :func:`pose.skeleton_file.write_skeleton` / :func:`~pose.skeleton_file.read_skeleton` /
   :func:`~pose.skeleton_file.export_npy`: the versioned HDF5 skeleton file.
 - :func:`pose.estimators.create_estimator`: ``"mediapipe"`` | ``"mmpose"`` | ``"precomputed"``.
-- :mod:`pose.skeleton_layout`: joint sets (:data:`~pose.skeleton_layout.MA52_44`).
+- :mod:`core.layouts`: joint sets (:data:`~core.layouts.MA52_44`).
 """
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-from .skeleton_layout import IMIGUE_22, LAYOUTS, MA52_44, MSR_ACTION3D_20, SkeletonLayout, layout_for_joints
+from core.layouts import IMIGUE_22, LAYOUTS, MA52_44, MSR_ACTION3D_20, SkeletonLayout, layout_for_joints
 
 __all__ = [
     "SkeletonLayout", "MA52_44", "IMIGUE_22", "MSR_ACTION3D_20", "LAYOUTS", "layout_for_joints",

@@ -2,14 +2,14 @@
 
 ``python -m pose.draw_layout [OUT.png]`` regenerates the figure. The person faces the viewer,
 so the subject's left side is on the right of the picture (as in the videos). Bones and
-colours come from :data:`pose.skeleton_layout.MA52_44` (its ``bones`` and ``parts``).
+colours come from :data:`core.layouts.MA52_44` (its ``bones`` and ``parts``).
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from .skeleton_layout import MA52_44, SkeletonLayout
+from core.layouts import MA52_44, SkeletonLayout
 
 # A front-view template (x: the subject's left is +x; y: down), in arbitrary units.
 TEMPLATE_44: dict[int, tuple[float, float]] = {

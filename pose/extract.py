@@ -65,7 +65,8 @@ def extract_skeleton(video_path: str | Path, backend: str | Estimator = "mediapi
                      smoothing: SmoothingConfig | dict | str | None = "default",
                      gap: GapConfig | None = None, subject: SubjectConfig | None = None,
                      estimator_options: dict[str, Any] | None = None,
-                     progress: Progress = None, hash_whole_file: bool = False) -> Skeleton:
+                     progress: Progress = None, hash_whole_file: bool = False,
+                     max_frames: int | None = None) -> Skeleton:
     """Estimate, map, follow and clean one subject's skeleton in a video.
 
     Args:
@@ -83,6 +84,7 @@ def extract_skeleton(video_path: str | Path, backend: str | Estimator = "mediapi
         progress: None, a callable ``(frames_done, frames_expected)``, a tqdm instance, or
             the tqdm class itself.
         hash_whole_file: store the whole file's sha256 besides that of its first MiB.
+        max_frames: refuse (VideoError) a video with more decoded frames than this.
     Returns:
         :class:`~pose.skeleton_file.Skeleton` with one skeleton per decoded frame:
         keypoints (N, 44, 2) float32 pixels, scores (N, 44), timestamps (N,) s, flags, meta.
@@ -110,7 +112,7 @@ def extract_skeleton(video_path: str | Path, backend: str | Estimator = "mediapi
     bar = _ProgressAdapter(progress, info.frame_count, video_path.name)
     try:
         est.reset()
-        frames = iter_frames(video_path, decode=est.needs_pixels)
+        frames = iter_frames(video_path, decode=est.needs_pixels, max_frames=max_frames)
         if est.needs_pixels:  # decode the next frames while the estimator works on this one
             frames = prefetch(frames)
         for fp in est.stream(frames):

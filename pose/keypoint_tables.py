@@ -49,7 +49,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .skeleton_layout import MA52_44, SkeletonLayout
+from core.layouts import MA52_44, SkeletonLayout
 
 # Bit flags per joint and frame (stored in the skeleton file's ``flags``).
 ESTIMATED = 1  # derived from other points (an estimate), not seen by the estimator directly

@@ -56,6 +56,9 @@ class GapConfig:
         return asdict(self)
 
 
+SMOOTHING_METHODS = ("savgol", "one_euro", "none")
+
+
 @dataclass(frozen=True)
 class SmoothingConfig:
     """Temporal smoothing.
@@ -79,8 +82,8 @@ class SmoothingConfig:
     d_cutoff: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.method not in ("savgol", "one_euro", "none"):
-            raise ValueError(f"smoothing method must be 'savgol', 'one_euro' or 'none', got "
+        if self.method not in SMOOTHING_METHODS:
+            raise ValueError(f"smoothing method must be one of {', '.join(SMOOTHING_METHODS)}, got "
                              f"{self.method!r}")
         if self.method == "savgol" and (self.window_s <= 0 or self.polyorder < 0):
             raise ValueError("savgol needs window_s > 0 and polyorder >= 0")
@@ -185,19 +188,28 @@ def fill_gaps(keypoints: np.ndarray, scores: np.ndarray, flags: np.ndarray, max_
     return kp, sc, fl
 
 
+def correlate_zero_padded(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Correlate each column of ``x`` (N, ...) with the centred odd-length ``weights`` along
+    axis 0, zeros beyond the ends: ``out[i] = Σ_k weights[k] · x[i + k − h]``."""
+    h = len(weights) // 2
+    padded = np.pad(x, [(h, h)] + [(0, 0)] * (x.ndim - 1))
+    out = np.zeros(x.shape, np.result_type(x, weights, np.float64))
+    for k, wk in enumerate(weights):
+        out += wk * padded[k:k + x.shape[0]]
+    return out
+
+
 def _local_poly_fit(y: np.ndarray, w: np.ndarray, half: int, order: int) -> tuple[np.ndarray, np.ndarray]:
     """Weighted least-squares polynomial fit around every sample, evaluated at the sample.
 
     y, w: (N, M) columns (weights 0 where a sample is absent). Returns the fitted values and a
     mask of where the fit was possible (at least ``order + 1`` weighted samples in the window).
     """
-    from scipy.ndimage import correlate1d
-
     u = np.arange(-half, half + 1, dtype=np.float64)
     yw = np.where(w > 0, y, 0.0) * w
-    s = np.stack([correlate1d(w, u ** k, axis=0, mode="constant") for k in range(2 * order + 1)], -1)
-    t = np.stack([correlate1d(yw, u ** k, axis=0, mode="constant") for k in range(order + 1)], -1)
-    count = correlate1d((w > 0).astype(np.float64), np.ones_like(u), axis=0, mode="constant")
+    s = np.stack([correlate_zero_padded(w, u ** k) for k in range(2 * order + 1)], -1)
+    t = np.stack([correlate_zero_padded(yw, u ** k) for k in range(order + 1)], -1)
+    count = correlate_zero_padded((w > 0).astype(np.float64), np.ones_like(u))
     idx = np.add.outer(np.arange(order + 1), np.arange(order + 1))
     mat = s[..., idx]  # (N, M, p+1, p+1) Hankel matrices of weighted moments
     ok = (count >= order + 1) & (w > 0)

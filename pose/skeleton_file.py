@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from .keypoint_tables import ESTIMATED, FILLED, MISSING
-from .skeleton_layout import LAYOUTS, MA52_44, SkeletonLayout
+from core.atomic import atomic_path, atomic_write_bytes
+from core.layouts import LAYOUTS, MA52_44, SkeletonLayout
 
 SCHEMA = "mmn-skeleton"
 SCHEMA_VERSION = 1
@@ -44,7 +44,7 @@ class Skeleton:
         timestamps: (N,) float64 seconds, non-decreasing.
         flags: (N, V) uint8 bits: 1 ESTIMATED, 2 FILLED, 4 MISSING.
         meta: JSON-serialisable dict: ``video``, ``backend``, ``subject``, ``postprocess``...
-        layout: the joint set (default :data:`~pose.skeleton_layout.MA52_44`).
+        layout: the joint set (default :data:`~core.layouts.MA52_44`).
     """
 
     keypoints: np.ndarray
@@ -103,36 +103,36 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"meta value of type {type(o).__name__} is not JSON-serialisable")
 
 
-def write_skeleton(skeleton: Skeleton, path: str | os.PathLike, *, compression: str | None = "gzip",
-                   ) -> Path:
-    """Validate and write ``skeleton`` to ``path`` (HDF5), atomically. Returns the path."""
+def skeleton_bytes(skeleton: Skeleton, *, compression: str | None = "gzip") -> bytes:
+    """The HDF5 file of a validated ``skeleton``, built in memory (HDF5's core driver, no
+    backing file): HDF5 itself never writes to disk, so a full disk or Ctrl-C meets plain
+    Python I/O, which reports them, instead of the HDF5 library, which crashes or swallows them."""
     import h5py
 
+    meta_json = json.dumps(skeleton.meta, default=_json_default, sort_keys=True)
+    with h5py.File(f"skeleton-{id(skeleton)}.h5", "w", driver="core", backing_store=False) as f:
+        f.attrs["schema"] = SCHEMA
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["layout"] = skeleton.layout.name
+        f.attrs["joint_names"] = json.dumps(list(skeleton.layout.joint_names))
+        f.attrs["num_frames"] = skeleton.num_frames
+        f.attrs["meta"] = meta_json
+        kw = {"compression": compression} if compression and skeleton.num_frames else {}
+        f.create_dataset("keypoints", data=skeleton.keypoints, **kw)
+        f.create_dataset("scores", data=skeleton.scores, **kw)
+        f.create_dataset("timestamps", data=skeleton.timestamps, **kw)
+        f.create_dataset("flags", data=skeleton.flags, **kw)
+        f.flush()
+        return f.id.get_file_image()
+
+
+def write_skeleton(skeleton: Skeleton, path: str | os.PathLike, *, compression: str | None = "gzip",
+                   ) -> Path:
+    """Validate and write ``skeleton`` to ``path`` (HDF5), atomically. Returns the path.
+    Raises OSError (e.g. a full disk) with nothing left behind."""
     path = Path(path)
     skeleton.validate(path)
-    meta_json = json.dumps(skeleton.meta, default=_json_default, sort_keys=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["schema"] = SCHEMA
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["layout"] = skeleton.layout.name
-            f.attrs["joint_names"] = json.dumps(list(skeleton.layout.joint_names))
-            f.attrs["num_frames"] = skeleton.num_frames
-            f.attrs["meta"] = meta_json
-            kw = {"compression": compression} if compression and skeleton.num_frames else {}
-            f.create_dataset("keypoints", data=skeleton.keypoints, **kw)
-            f.create_dataset("scores", data=skeleton.scores, **kw)
-            f.create_dataset("timestamps", data=skeleton.timestamps, **kw)
-            f.create_dataset("flags", data=skeleton.flags, **kw)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_bytes(path, skeleton_bytes(skeleton, compression=compression))
 
 
 def _str_attr(v: Any) -> str:
@@ -200,6 +200,6 @@ def export_npy(skeleton: Skeleton, path: str | os.PathLike, *, with_scores: bool
     arr = skeleton.filled_keypoints(fill)
     if with_scores:
         arr = np.concatenate([arr, skeleton.scores[..., None]], axis=-1).astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, arr)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, arr)
     return path

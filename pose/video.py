@@ -7,7 +7,6 @@ pipeline can catch it and record it against that video.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import queue
@@ -18,7 +17,12 @@ from typing import Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-MIB = 1 << 20
+from core.hashing import MIB, sha256_file
+
+# FFmpeg inside OpenCV prints decoder complaints ("[h264 @ …] error while decoding") straight
+# to the terminal, through the progress bars; the problems they describe surface as VideoError.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 T = TypeVar("T")
 
 
@@ -56,24 +60,6 @@ class VideoInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def sha256_file(path: str | os.PathLike, limit: int | None = None) -> str:
-    """Hex sha256 of the file's first ``limit`` bytes (None: the whole file), read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    remaining = limit
-    with open(path, "rb") as f:
-        while True:
-            n = MIB if remaining is None else min(MIB, remaining)
-            if n <= 0:
-                break
-            chunk = f.read(n)
-            if not chunk:
-                break
-            h.update(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
-    return h.hexdigest()
 
 
 def _check_file(path: Path) -> None:
@@ -133,7 +119,7 @@ def probe_video(path: str | os.PathLike, *, hash_whole_file: bool = False) -> Vi
 
 
 def iter_frames(path: str | os.PathLike, *, decode: bool = True, strict: bool = True,
-                ) -> Iterator[tuple[int, float, np.ndarray | None]]:
+                max_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray | None]]:
     """Stream ``(index, timestamp_s, frame)`` for every decodable frame, in order.
 
     ``frame`` is an (H, W, 3) uint8 BGR array, or ``None`` when ``decode=False`` (frames are
@@ -142,9 +128,10 @@ def iter_frames(path: str | os.PathLike, *, decode: bool = True, strict: bool = 
     ``index / fps``.
 
     Raises:
-        VideoError: when the file cannot be opened, yields no frame, or (``strict``) stops
-            well before the container's frame count, i.e. looks truncated. The truncation
-            error comes after the decodable frames were yielded.
+        VideoError: when the file cannot be opened, yields no frame, (``strict``) stops
+            well before the container's frame count, i.e. looks truncated, or holds more than
+            ``max_frames`` frames (a bound on work whatever the container claims). The
+            truncation error comes after the decodable frames were yielded.
     """
     import cv2
 
@@ -164,6 +151,8 @@ def iter_frames(path: str | os.PathLike, *, decode: bool = True, strict: bool = 
                 ok, frame = cap.grab(), None
             if not ok:
                 break
+            if max_frames is not None and index >= max_frames:
+                raise VideoError(path, f"has more than {max_frames} frames, the limit for one video")
             t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             if not (math.isfinite(t) and t > last_t and (index > 0 or t >= 0)):
                 t = index / fps if fps else float(index)

@@ -14,7 +14,7 @@ from app.config import AppConfig
 from app.engine import Settings, analyse
 from app.ui import window_views
 from app.validate import Limits, check_upload
-from pipelines.video_to_labels import NO_WEIGHTS_REASON
+from pipelines.labels_doc import NO_WEIGHTS_REASON
 from pose.skeleton_file import read_skeleton
 from tests.conftest import VIDEOS_DIR
 

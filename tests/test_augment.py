@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from mmn.augment import (AxisMask, RandomRotation, RandomScaling, RandomTranslation, TemporalBlockDropout,
+from mmn.training.augment import (AxisMask, RandomRotation, RandomScaling, RandomTranslation, TemporalBlockDropout,
                          TemporalJitter, reseed, stca_steps, train_pipeline)
-from mmn.datasets import SkeletonDataset, read_pyskl
+from mmn.training.datasets import SkeletonDataset, read_pyskl
 from mmn.model import MMN, MMNConfig
 from mmn.preprocess import (BoneModality, Compose, FormatInputs, RandomSampleFrames, ReorderJoints, UniformSampleFrames,
                             normalise_steps)
-from pose.skeleton_layout import MA52_44, MSR_ACTION3D_20
+from core.layouts import MA52_44, MSR_ACTION3D_20
 from tests.conftest import MSR_PKL
 
 
@@ -210,7 +210,7 @@ def test_stca_reaches_the_model_input(msr_clip):
 
 
 def test_jitter_reaches_inputs_and_time_codes_through_the_dataset(msr_clip):
-    from mmn.datasets import Clip
+    from mmn.training.datasets import Clip
     clip = Clip("x", msr_clip, 0)
     no_jit = SkeletonDataset([clip], train_pipeline(MSR_ACTION3D_20, augment=dict(p=0.0)), seed=3)[0]
     jit = SkeletonDataset([clip], train_pipeline(MSR_ACTION3D_20, augment=dict(

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from mmn.augment import train_pipeline
-from mmn.datasets import (DatasetError, SkeletonDataset, load_split, read_authors, read_label_file,
+from mmn.training.augment import train_pipeline
+from mmn.training.datasets import (DatasetError, SkeletonDataset, load_split, read_authors, read_label_file,
                           read_pyskl, validate)
-from mmn.engine import layout_from_cfg
+from mmn.training.engine import layout_from_cfg
 from mmn.preprocess import eval_pipeline
-from pose.skeleton_layout import MA52_44, MSR_ACTION3D_20
+from core.layouts import MA52_44, MSR_ACTION3D_20
 from tests.conftest import MSR_PKL
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mmn.classes import ma52_action_to_body
-from mmn.metrics import (classification_report, confusion_matrix, ensemble_logits, f1_macro_micro,
+from core.taxonomy import MA52
+from mmn.training.metrics import (classification_report, confusion_matrix, ensemble_logits, f1_macro_micro,
                          per_class_accuracy, top_k_accuracy)
 from tests.conftest import SHARED
 
@@ -45,7 +45,7 @@ def test_macro_f1_skips_classes_absent_from_labels_and_predictions():
 
 def test_body_metrics_and_f1_mean_agree_with_sklearn():
     logits, labels = _random(n=800, seed=3, skew=1.0)
-    a2b = ma52_action_to_body()
+    a2b = MA52.action_to_body()
     rep = classification_report(logits, labels, a2b)
     bt, bp = a2b[labels], a2b[logits.argmax(1)]
     assert rep["body_top1"] == pytest.approx(skm.accuracy_score(bt, bp))
@@ -59,7 +59,7 @@ def test_body_metrics_and_f1_mean_agree_with_sklearn():
 def test_perfect_predictions_score_100_percent():
     labels = np.arange(52).repeat(2)
     logits = np.eye(52, dtype=np.float32)[labels]
-    rep = classification_report(logits, labels, ma52_action_to_body())
+    rep = classification_report(logits, labels, MA52.action_to_body())
     for key in ("top1", "top5", "f1_macro", "f1_micro", "body_top1", "body_f1_macro", "f1_mean"):
         assert rep[key] == pytest.approx(1.0), key
 
@@ -68,11 +68,11 @@ def test_body_map_agrees_with_the_shared_class_table():
     with open(SHARED / "docs" / "ma52-classes.tsv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     expected = np.array([int(r["body_index"]) for r in sorted(rows, key=lambda r: int(r["index"]))])
-    np.testing.assert_array_equal(ma52_action_to_body(), expected)
+    np.testing.assert_array_equal(MA52.action_to_body(), expected)
     # the released evaluation code's contiguous ranges (action2body) say the same
     ranges = [(0, 4), (5, 10), (11, 23), (24, 31), (32, 37), (38, 47), (48, 51)]
     released = np.array([next(b for b, (lo, hi) in enumerate(ranges) if lo <= a <= hi) for a in range(52)])
-    np.testing.assert_array_equal(ma52_action_to_body(), released)
+    np.testing.assert_array_equal(MA52.action_to_body(), released)
 
 
 def test_top5_with_fewer_than_five_classes_is_certain():

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import mmn
-from mmn.checkpoint import CheckpointError, infer_config, layout_of
+from core.taxonomy import MA52
+from mmn.checkpoint import CheckpointError, CheckpointMeta, infer_config
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +26,10 @@ def test_released_checkpoint_infers_configuration(golden_weights, state):
     cfg = infer_config(state)
     assert (cfg.num_joints, cfg.num_classes, cfg.channels, cfg.depths) == (44, 52, 96, (3, 3, 3, 3))
     model = mmn.load_official(golden_weights)
-    meta = model.pretrained_cfg
-    assert meta["dataset"] == "ma52" and meta["modality"] == "joint" and meta["layout"]["name"] == "ma52_44"
-    assert meta["class_names"][9] == "nodding" and len(meta["sha256"]) == 64
-    assert layout_of(model).name == "ma52_44"
+    meta = model.meta
+    assert isinstance(meta, CheckpointMeta) and meta.taxonomy is MA52
+    assert meta.dataset == "ma52" and meta.modality == "joint" and meta.layout.name == "ma52_44"
+    assert meta.taxonomy.class_names[9] == "nodding" and len(meta.sha256) == 64 and meta.clip_len == 64
 
 
 def test_module_prefix_is_stripped(tmp_path, state, golden, golden_weights):
@@ -95,16 +96,16 @@ def test_pickle_that_would_run_code_is_refused_and_not_run(tmp_path, state):
 
 
 def test_project_checkpoint_round_trip_with_metadata(tmp_path, golden, golden_weights):
-    from pose.skeleton_layout import MA52_44
+    from core.layouts import MA52_44
     model = mmn.load_official(golden_weights)
-    names = model.pretrained_cfg["class_names"]
-    path = mmn.save_checkpoint(tmp_path / "sub" / "mine.pt", model, dataset="ma52", layout=MA52_44,
-                               modality="bone", class_names=names, extra={"epoch": 7})
-    assert not list((tmp_path / "sub").glob("*.tmp"))
+    names = model.meta.taxonomy.class_names
+    path = mmn.save_checkpoint(tmp_path / "sub" / "mine.pt", model, taxonomy=MA52, layout=MA52_44,
+                               modality="bone", clip_len=48, provenance={"epoch": 7})
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["mine.pt"]
     loaded = mmn.load_official(path)
-    meta = loaded.pretrained_cfg
-    assert meta["modality"] == "bone" and meta["epoch"] == 7 and meta["class_names"] == names
-    assert meta["preprocessing"]["clip_len"] == 64
+    meta = loaded.meta
+    assert meta.modality == "bone" and meta.provenance["epoch"] == 7 and meta.taxonomy.class_names == names
+    assert meta.clip_len == 48 and meta.taxonomy == MA52 and meta.source == "mmn.train"
     for k, v in model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k
     # a future format version is refused, not guessed at

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from mmn.classes import ma52_action_to_body, ma52_classes
+from core.taxonomy import MA52
 from tests.conftest import ROOT, SHARED
 
 
@@ -24,7 +24,7 @@ def test_classify_npy_top1_equals_golden_argmax(tmp_path, golden, golden_weights
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
     assert len(lines) == 6
-    table = ma52_classes()
+    table = MA52.classes
     for i, line in enumerate(lines):
         name, rest = line.split("\t")
         assert name == f"clip{i}"
@@ -66,6 +66,6 @@ def test_classify_reports_bad_input_and_continues(tmp_path, golden, golden_weigh
 
 def test_body_levels_agree_with_shared_table():
     rows = [line.split("\t") for line in (SHARED / "docs" / "ma52-classes.tsv").read_text().splitlines()[1:]]
-    assert len(ma52_classes()) == 52
-    for row, cls, body in zip(rows, ma52_classes(), ma52_action_to_body()):
+    assert len(MA52.classes) == 52
+    for row, cls, body in zip(rows, MA52.classes, MA52.action_to_body()):
         assert (int(row[0]), row[1], row[2], int(row[3]), row[5]) == (cls.index, cls.code, cls.name, body, cls.body)

@@ -138,7 +138,7 @@ def test_eval_only(imigue_trained):
 
 def test_keeps_config_metadata_and_moves_with_to(golden_model):
     fast = FastMMN.from_model(golden_model)
-    assert fast.cfg == golden_model.cfg and fast.pretrained_cfg is golden_model.pretrained_cfg
+    assert fast.cfg == golden_model.cfg and fast.meta is golden_model.meta
     moved = fast.to("cpu")
     x, t = torch.zeros(2, 2, 64, 44), torch.linspace(-1, 1, 64).repeat(2, 1)
     with torch.inference_mode():

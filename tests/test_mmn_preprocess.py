@@ -4,7 +4,7 @@ import pytest
 
 from mmn.preprocess import (BoneModality, CentreOnJoint, Compose, FormatInputs, MinMaxScale,
                             RandomSampleFrames, ReorderJoints, UniformSampleFrames, preprocess_clip)
-from pose.skeleton_layout import IMIGUE_22, MA52_44, MSR_ACTION3D_20, SkeletonLayout
+from core.layouts import IMIGUE_22, MA52_44, MSR_ACTION3D_20, SkeletonLayout
 
 
 def _clip(L=10, V=5, seed=0):

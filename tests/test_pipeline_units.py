@@ -3,7 +3,7 @@ import av
 import numpy as np
 import pytest
 
-from pipelines.atomic import atomic_path, atomic_write_text, remove_stale_parts
+from core.atomic import atomic_path, atomic_write_text, remove_stale_parts
 from pipelines.labelling import fill_for_model
 from pipelines.motion_energy import joint_speed, motion_energy, normalise_heat
 from pipelines.render import H264Writer, heat_colours, timeline_image
@@ -75,8 +75,8 @@ def test_atomic_writes_leave_nothing_on_failure(tmp_path):
             tmp.write_text("half")
             raise KeyboardInterrupt
     assert target.read_text() == "old" and not list(tmp_path.glob(".*.part"))
-    (tmp_path / ".a.json.abc.part").write_text("stale")
-    assert remove_stale_parts(tmp_path, "a") == 1
+    (tmp_path / ".a.json.0123abcd.part").write_text("stale")
+    assert remove_stale_parts([target]) == 1 and not list(tmp_path.glob(".*.part"))
 
 
 def test_h264_writer_is_browser_playable_and_atomic(tmp_path):

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from pipelines.figures import grouped_joint_order, read_row_labels
-from pipelines.video_to_labels import VideoJob, discover, select_shard
+from pipelines.discovery import VideoJob, discover, select_shard
 from pose.skeleton_file import read_skeleton
-from pose.skeleton_layout import MA52_44
+from core.layouts import MA52_44
 from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
 
 CLIPS = sorted(p.name for p in VIDEOS_DIR.glob("*.mp4"))

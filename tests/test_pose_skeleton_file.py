@@ -122,7 +122,7 @@ def test_export_npy_fills_missing_and_optionally_adds_scores(tmp_path):
 
 
 def test_importing_pose_stays_light():
-    code = ("import sys, pose, pose.skeleton_layout, pose.skeleton_file, pose.video, "
+    code = ("import sys, pose, core.layouts, pose.skeleton_file, pose.video, "
             "pose.keypoint_tables, pose.postprocess, pose.subject, pose.extract, pose.estimators;"
             "heavy = [m for m in ('torch', 'mediapipe', 'mmpose', 'mmcv', 'tensorflow') if m in sys.modules];"
             "print(heavy); sys.exit(1 if heavy else 0)")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmn.safe_pickle import load_data_pickle, loads_data_pickle
+from core.safe_pickle import load_data_pickle, loads_data_pickle
 
 PROTOCOLS = range(0, 6)
 
@@ -134,7 +134,7 @@ def test_classify_refuses(hostile, golden_weights, capsys):
 
 @pytest.mark.parametrize("fmt", ["authors", "pyskl"])
 def test_training_and_test_datasets_refuse(hostile, fmt):
-    from mmn.datasets import load_split
+    from mmn.training.datasets import load_split
 
     path, marker = hostile
     if fmt == "authors":

@@ -19,7 +19,7 @@ from mmn import Recognizer, load_official
 from mmn import classify as classify_cli
 from mmn import test as test_cli
 from mmn import train as train_cli
-from mmn.classes import ma52_action_to_body, ma52_classes
+from core.taxonomy import MA52
 from tests.conftest import ROOT
 from tests.test_datasets import write_authors_split
 
@@ -69,10 +69,10 @@ def test_resume_checkpoints_are_weights_only_loadable(trained):
 
 def test_trained_checkpoint_loads_everywhere_a_released_one_does(trained, golden_raw, tmp_path, capsys):
     model = load_official(trained / "mmn_best.pt")
-    meta = model.pretrained_cfg
-    assert meta["dataset"] == "ma52" and meta["modality"] == "joint" and meta["layout"]["name"] == "ma52_44"
-    assert meta["class_names"] == [c.name for c in ma52_classes()]
-    assert meta["epoch"] in (1, 2) and "eval/top1" in meta["val_metrics"]
+    meta = model.meta
+    assert meta.dataset == "ma52" and meta.modality == "joint" and meta.layout.name == "ma52_44"
+    assert list(meta.taxonomy.class_names) == [c.name for c in MA52.classes] and meta.taxonomy == MA52
+    assert meta.provenance["epoch"] in (1, 2) and "eval/top1" in meta.provenance["val_metrics"]
     # the classify CLI and the Recognizer (pipeline / app entry point) read it
     rec = Recognizer.from_checkpoints(trained / "mmn_last.pt", device="cpu")
     pred = rec.predict(golden_raw)
@@ -92,7 +92,7 @@ def test_resume_continues_from_the_last_epoch(trained, tiny_root):
     assert "resumed epoch: 2, iter: 4" in log and "Epoch(train) [3][2/2]" in log
     assert "Epoch(train) [1]" not in log
     assert (trained / "epoch_3.pth").is_file()
-    assert load_official(trained / "mmn_last.pt").pretrained_cfg["epoch"] == 3
+    assert load_official(trained / "mmn_last.pt").meta.provenance["epoch"] == 3
 
 
 def test_test_cli_metrics_ensemble_and_submission(trained, tiny_root, tmp_path, golden_weights, capsys):
@@ -127,7 +127,7 @@ def test_test_cli_metrics_ensemble_and_submission(trained, tiny_root, tmp_path, 
         sub = list(csv.reader(io.StringIO(zf.read("prediction.csv").decode())))
     assert sub[0] == ["vid"] + [f"action_pred_{i}" for i in range(1, 6)] + [f"body_pred_{i}" for i in range(1, 6)]
     assert [r[0] for r in sub[1:]] == [f"test{i:04d}.mp4" for i in range(6)]
-    a2b = ma52_action_to_body()
+    a2b = MA52.action_to_body()
     top5 = np.argsort(-z["logits"], axis=1, kind="stable")[:, :5]
     for r, best in zip(sub[1:], top5):
         actions, bodies = [int(v) for v in r[1:6]], [int(v) for v in r[6:]]
@@ -181,4 +181,4 @@ def test_torchrun_two_cpu_processes_train_one_epoch(tiny_root, tmp_path):
     assert "Distributed launcher: pytorch" in log and "2 process(es)" in log
     assert "(1 iterations/epoch per rank)" in log  # 6 clips, 2 ranks, batch 3
     assert "Epoch(val) [1][1/1]" in log and "eval/top1" in log
-    assert load_official(work / "mmn_last.pt").pretrained_cfg["epoch"] == 1
+    assert load_official(work / "mmn_last.pt").meta.provenance["epoch"] == 1

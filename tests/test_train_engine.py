@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from mmengine.logging import HistoryBuffer
 from mmengine.optim.scheduler import CosineAnnealingLR, LinearLR
 
-from mmn.classes import ma52_action_to_body
-from mmn.engine import (ClassificationMetric, MMNClassifier, PlainResumeStateHook, load_config,
+from core.taxonomy import MA52
+from mmn.training.engine import (ClassificationMetric, MMNClassifier, PlainResumeStateHook, load_config,
                         param_schedulers, resume_checkpoint, training_settings)
-from mmn.metrics import classification_report
+from mmn.training.metrics import classification_report
 from mmn.model import MMNConfig
 from tests.conftest import ROOT
 
@@ -74,11 +74,11 @@ def test_loss_is_the_released_label_smoothing_cross_entropy():
 def test_metric_restores_dataset_order_and_reports_percent():
     rng = np.random.default_rng(0)
     logits, labels = rng.normal(size=(30, 52)).astype(np.float32), rng.integers(0, 52, 30)
-    metric = ClassificationMetric(ma52_action_to_body())
+    metric = ClassificationMetric(MA52.action_to_body())
     order = rng.permutation(30)  # as gathered from several ranks
     metric.process({}, [{"logits": logits[i], "label": int(labels[i]), "index": int(i)} for i in order])
     out = metric.compute_metrics(metric.results)
-    ref = classification_report(logits, labels, ma52_action_to_body())
+    ref = classification_report(logits, labels, MA52.action_to_body())
     for key in ("top1", "top5", "f1_macro", "f1_micro", "body_top1", "body_f1_macro", "f1_mean"):
         assert out[key] == pytest.approx(100 * ref[key])
 

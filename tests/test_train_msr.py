@@ -29,10 +29,10 @@ def test_msr_action3d_short_schedule_learns(tmp_path):
     assert train_cli.main([str(config), "--work-dir", str(work), "--device", "cpu",
                            "--cfg-options", f"data.path={MSR_PKL}", *SCHEDULE]) == 0
     model = load_official(work / "mmn_best.pt")
-    meta = model.pretrained_cfg
-    top1 = meta["val_metrics"]["eval/top1"]
+    meta = model.meta
+    top1 = meta.provenance["val_metrics"]["eval/top1"]
     assert top1 >= MIN_TOP1, f"val Top-1 {top1:.2f}% after the CI schedule (expected ≥ {MIN_TOP1}%)"
-    assert meta["class_names"][0] == "high arm wave" and meta["layout"]["name"] == "msr_action3d_20"
+    assert meta.taxonomy.class_names[0] == "high arm wave" and meta.layout.name == "msr_action3d_20"
 
     # mmn.test on the saved checkpoint gives the number the trainer logged
     out = tmp_path / "test"

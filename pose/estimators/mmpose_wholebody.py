@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..video import sha256_file
+from core.hashing import sha256_file
 from .base import Estimator, FramePoses
 
 DEFAULT_CONFIG = "rtmw-m_8xb1024-270e_cocktail14-256x192.py"

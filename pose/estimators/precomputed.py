@@ -109,7 +109,7 @@ class PrecomputedEstimator(Estimator):
             self._frames[f] = (kp, sc, np.asarray(boxes, np.float32), box_scores)
 
     def _load_pyskl(self) -> None:
-        from mmn.safe_pickle import load_data_pickle
+        from core.safe_pickle import load_data_pickle
 
         data = load_data_pickle(self.path)
         anns = data.get("annotations") if isinstance(data, dict) else data

@@ -2,7 +2,7 @@
 
 Shapes: N clips, K classes. ``logits`` (N, K) scores (any monotone scores work), ``labels``
 (N,) int. For MA-52 each action maps to one of seven body levels (``action_to_body``, (K,)
-int, from :func:`mmn.classes.ma52_action_to_body`); the body prediction of a clip is the body
+int, from :func:`core.taxonomy.Taxonomy.action_to_body`); the body prediction of a clip is the body
 level of its predicted action.
 
 - Top-k: fraction of clips whose label is among the k highest scores.

@@ -6,9 +6,9 @@ collate function, visualizer backends) are named by string. Config keys this mod
 
 - ``dataset`` (``"ma52"``, ``"imigue"`` or any name), ``layout`` (a shipped layout name or a
   layout dict, see :meth:`SkeletonLayout.from_dict`), ``modality`` (``"joint"`` | ``"bone"``),
-  ``num_classes``, optional ``class_names``;
-- ``data`` (see :func:`mmn.datasets.load_split`), ``clip_len``, ``model`` (:class:`MMNConfig`
-  overrides), ``augment`` (:data:`mmn.augment.AUGMENT_DEFAULTS`);
+  ``num_classes``, optional ``class_names`` (see :func:`taxonomy_from_cfg`);
+- ``data`` (see :func:`mmn.training.datasets.load_split`), ``clip_len``, ``model`` (:class:`MMNConfig`
+  overrides), ``augment`` (:data:`mmn.training.augment.AUGMENT_DEFAULTS`);
 - ``train``: ``epochs``, ``batch_size``, ``lr``, ``min_lr``, ``warmup_lr``, ``warmup_epochs``,
   ``weight_decay``, ``label_smoothing``, ``grad_clip`` (max norm or None), ``amp`` (GPU only),
   ``drop_last``, ``val_interval``;
@@ -33,14 +33,14 @@ from mmengine.hooks import Hook
 from mmengine.model import BaseModel, is_model_wrapper
 from mmengine.runner import Runner
 
-from mmn.augment import train_pipeline
+from mmn.training.augment import train_pipeline
 from mmn.checkpoint import save_checkpoint
-from mmn.classes import ma52_action_to_body, ma52_classes
-from mmn.datasets import SkeletonDataset, load_split
-from mmn.metrics import classification_report, scalar_metrics
+from mmn.training.datasets import SkeletonDataset, load_split
+from mmn.training.metrics import classification_report, scalar_metrics
 from mmn.model import MMN, MMNConfig, count_parameters
 from mmn.preprocess import CLIP_LEN, check_modality, eval_pipeline
-from pose.skeleton_layout import LAYOUTS, SkeletonLayout
+from core.layouts import LAYOUTS, SkeletonLayout
+from core.taxonomy import Taxonomy, builtin_taxonomy
 
 METRIC_PREFIX = "eval"
 
@@ -68,24 +68,20 @@ def layout_from_cfg(cfg: Mapping[str, Any]) -> SkeletonLayout:
     return SkeletonLayout.from_dict(dict(spec))
 
 
-def class_names_from_cfg(cfg: Mapping[str, Any], file_names: Sequence[str] | None = None) -> list[str]:
-    """Config ``class_names``, else MA-52's table, else the data file's names, else class_i."""
+def taxonomy_from_cfg(cfg: Mapping[str, Any], file_names: Sequence[str] | None = None) -> Taxonomy:
+    """The experiment's taxonomy: the built-in one named by ``dataset`` when its class count
+    matches (a config's ``class_names`` renaming its classes), else one made of the config's
+    ``class_names``, else of the data file's names, else ``class_i``."""
     k = int(cfg["num_classes"])
     names = cfg.get("class_names")
-    if names is None and cfg["dataset"] == "ma52" and k == 52:
-        names = [c.name for c in ma52_classes()]
-    if names is None and file_names is not None:
-        names = list(file_names)
+    builtin = builtin_taxonomy(str(cfg["dataset"]))
+    if builtin is not None and builtin.num_classes == k:
+        return builtin if names is None else builtin.with_names(names)
     if names is None:
-        names = [f"class_{i}" for i in range(k)]
+        names = list(file_names) if file_names is not None else [f"class_{i}" for i in range(k)]
     if len(names) != k:
         raise ValueError(f"{len(names)} class names for num_classes={k}")
-    return [str(n) for n in names]
-
-
-def action_to_body_from_cfg(cfg: Mapping[str, Any]) -> np.ndarray | None:
-    """MA-52's action → body-level map when the config is MA-52 (52 classes), else None."""
-    return ma52_action_to_body() if cfg["dataset"] == "ma52" and int(cfg["num_classes"]) == 52 else None
+    return Taxonomy.from_class_names(names, str(cfg["dataset"]))
 
 
 def model_config(cfg: Mapping[str, Any], layout: SkeletonLayout) -> MMNConfig:
@@ -186,14 +182,15 @@ class ProjectCheckpointHook(Hook):
 
     def _save(self, runner: Runner, name: str, epoch: int, extra: Mapping[str, Any]) -> Path:
         return save_checkpoint(Path(runner.work_dir) / name, unwrap(runner.model).mmn,
-                               dataset=self.meta["dataset"], layout=self.meta["layout"],
-                               modality=self.meta["modality"], class_names=self.meta["class_names"],
-                               extra={"config": self.meta.get("config"), "epoch": epoch, **extra})
+                               taxonomy=self.meta["taxonomy"], layout=self.meta["layout"],
+                               modality=self.meta["modality"], clip_len=self.meta["clip_len"],
+                               provenance={"config": self.meta.get("config"), "epoch": epoch, **extra})
 
     def before_train(self, runner: Runner) -> None:
         best = Path(runner.work_dir) / "mmn_best.pt"
         if runner._resume and best.is_file():  # carry the best score across a resume
             meta = torch.load(best, map_location="cpu", weights_only=True).get("meta", {})
+            meta = meta.get("provenance", meta)  # version 2 keeps the epoch and scores there
             self.best = float(meta.get("val_metrics", {}).get(self.key, -math.inf))
             self.best_epoch = meta.get("epoch")
 
@@ -328,7 +325,7 @@ def build_runner(cfg: Config, work_dir: str | os.PathLike, *, launcher: str = "n
     seed = int(cfg.get("seed", 1))
     train_set, file_names = build_dataset(cfg, "train", training=True, seed=seed)
     val_set, _ = build_dataset(cfg, "val", training=False)
-    class_names = class_names_from_cfg(cfg, file_names)
+    taxonomy = taxonomy_from_cfg(cfg, file_names)
     model = MMNClassifier(model_config(cfg, layout), t["label_smoothing"])
 
     batch = int(t["batch_size"])  # per process, as in mmengine: the effective batch is batch × processes
@@ -349,8 +346,8 @@ def build_runner(cfg: Config, work_dir: str | os.PathLike, *, launcher: str = "n
     if t["grad_clip"]:
         optim_wrapper["clip_grad"] = dict(max_norm=float(t["grad_clip"]))
     ckpt = {"interval": 1, "max_keep": 2, **dict(cfg.get("checkpoint") or {})}
-    meta = dict(dataset=cfg["dataset"], layout=layout, modality=cfg["modality"], class_names=class_names,
-                config=Path(cfg.filename).name if cfg.filename else None)
+    meta = dict(taxonomy=taxonomy, layout=layout, modality=cfg["modality"],
+                clip_len=int(cfg.get("clip_len", CLIP_LEN)), config=Path(cfg.filename).name if cfg.filename else None)
     runner_cfg = cfg.copy()
     if launcher != "none" and device == "cpu":
         # mmengine defaults to device_ids=[LOCAL_RANK], which DDP rejects for CPU modules
@@ -365,7 +362,7 @@ def build_runner(cfg: Config, work_dir: str | os.PathLike, *, launcher: str = "n
         val_dataloader=dataloader(val_set, int(loader["val_batch_size"]), False, False),
         train_cfg=dict(by_epoch=True, max_epochs=int(t["epochs"]), val_interval=int(t["val_interval"])),
         val_cfg=dict(fp16=amp),
-        val_evaluator=[ClassificationMetric(action_to_body_from_cfg(cfg))],
+        val_evaluator=[ClassificationMetric(taxonomy.action_to_body())],
         optim_wrapper=optim_wrapper,
         param_scheduler=param_schedulers(t),
         default_hooks=dict(
@@ -386,7 +383,7 @@ def build_runner(cfg: Config, work_dir: str | os.PathLike, *, launcher: str = "n
     )
     runner.logger.info(
         f"MMN {cfg['dataset']} {cfg['modality']}: layout {layout.name} ({layout.num_joints} joints), "
-        f"{len(class_names)} classes, {count_parameters(model.mmn):,} parameters; train {len(train_set)} clips "
+        f"{taxonomy.num_classes} classes, {count_parameters(model.mmn):,} parameters; train {len(train_set)} clips "
         f"({iters_per_epoch} iterations/epoch{' per rank' if world_size > 1 else ''}), val {len(val_set)} clips; "
         f"device {device}{' AMP' if amp else ''}, {world_size} process(es), "
         f"{torch.get_num_threads()} CPU thread(s) each")

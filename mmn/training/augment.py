@@ -33,7 +33,7 @@ import numpy as np
 
 from mmn.preprocess import (CLIP_LEN, Compose, RandomSampleFrames, Results, _take_frames,
                             modality_steps, normalise_steps)
-from pose.skeleton_layout import SkeletonLayout
+from core.layouts import SkeletonLayout
 
 
 class RandomStep:

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mmn.augment import reseed
-from mmn.safe_pickle import load_data_pickle
+from mmn.training.augment import reseed
+from core.safe_pickle import load_data_pickle
 
 FORMATS = ("authors", "pyskl")
 UNLABELLED = -1
@@ -212,7 +212,7 @@ def load_split(data_cfg: Mapping[str, Any], which: str, num_joints: int, num_cla
 class SkeletonDataset(Dataset):
     """Clips → samples ``{"inputs": (2, T, V, 1) float32, "index_t": (T,) float32,
     "label": int64, "index": int64}`` through ``pipeline`` (a :mod:`mmn.preprocess` /
-    :mod:`mmn.augment` chain).
+    :mod:`mmn.training.augment` chain).
 
     Random steps are reseeded once per process that reads the dataset — a DataLoader worker
     from its torch worker seed, the main process from ``seed`` (else ``torch.initial_seed()``),

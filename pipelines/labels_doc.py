@@ -1,0 +1,70 @@
+"""The labels document (``KEY.labels.json``): one video's windows, segments and heat summary.
+
+Its schema is ``pipelines/labels.schema.json``. Besides the results it records ``job``: the
+video's fingerprint and every option that shapes the results (see
+:func:`pipelines.job.job_record`); a rerun takes a video as finished only when that record
+equals the one it would write now.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from pipelines.labelling import LabelResult, heat_summary
+from pipelines.windowing import Window
+
+__all__ = ["NO_LABELS_NOTE", "NO_WEIGHTS_REASON", "SCHEMA_VERSION", "body_levels_of", "labels_document"]
+
+SCHEMA_VERSION = 2
+NO_WEIGHTS_REASON = ("no MMN checkpoint given (--weights): skeletons, motion-energy heatmaps and "
+                     "annotated clips only. Labels need the authors' MA-52 checkpoint or one trained "
+                     "with mmn.train; see the README, 'The authors' checkpoints'.")
+NO_LABELS_NOTE = "no labels: run with --weights"  # drawn on the clip and the timeline
+
+
+def model_section(recognizer: Any) -> dict[str, Any] | None:
+    """The ``model`` part: checkpoint files and digests, taxonomy, layout, device."""
+    if recognizer is None:
+        return None
+    taxonomy = recognizer.taxonomy
+    return {
+        "streams": [{"file": m.meta.file, "sha256": m.meta.sha256, "modality": m.meta.modality}
+                    for m in recognizer.streams],
+        "dataset": taxonomy.name, "layout": recognizer.layout.name, "clip_len": recognizer.clip_len,
+        "taxonomy": {"name": taxonomy.name, "num_classes": taxonomy.num_classes,
+                     "body_levels": None if taxonomy.body_levels is None else [list(b) for b in taxonomy.body_levels]},
+        "ensemble": "2S (0.5 joint + 0.5 bone)" if len(recognizer.streams) == 2 else None,
+        "device": str(recognizer.device),
+    }
+
+
+def labels_document(*, video: Mapping[str, Any], pose: Mapping[str, Any], recognizer: Any,
+                    windowing: Mapping[str, Any], result: LabelResult, layout: Any,
+                    outputs: Mapping[str, str | None], job: Mapping[str, Any],
+                    timing: Mapping[str, float]) -> dict[str, Any]:
+    """Assemble the document from its parts (each already JSON-ready)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "video": dict(video),
+        "pose": dict(pose),
+        "model": model_section(recognizer),
+        "labels_absent_reason": None if recognizer is not None else NO_WEIGHTS_REASON,
+        "windowing": dict(windowing),
+        "windows": result.windows,
+        "segments": result.segments,
+        "heatmap": heat_summary(result.frame_heat, layout, result.heat_source),
+        "outputs": dict(outputs),
+        "job": dict(job),
+        "timing_s": {k: round(v, 3) for k, v in timing.items()},
+    }
+
+
+def windowing_section(windows: Sequence[Window], fps: float, window_s: float, stride_s: float,
+                      clip_len: int | None, threshold: float) -> dict[str, Any]:
+    return {"window_s": window_s, "stride_s": stride_s, "window_frames": windows[0].length if windows else 0,
+            "stride_frames": max(1, int(round(stride_s * fps))), "clip_len": clip_len, "threshold": threshold}
+
+
+def body_levels_of(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The ``(code, name)`` body levels of the document's taxonomy (empty without)."""
+    levels = ((doc.get("model") or {}).get("taxonomy") or {}).get("body_levels") or []
+    return [(str(c), str(n)) for c, n in levels]

@@ -1,0 +1,83 @@
+"""The folder job's run tables: ``windows.csv``, ``summary.csv`` and ``failures.csv``.
+
+One row per labelled window, one per video (status, duration, dominant action, hottest
+joints), one per failed video (file, stage, reason). With ``--shard K/N`` the names get
+``.shard-K-of-N`` before ``.csv``. Each is written atomically at the end of a run (also after
+Ctrl-C), so the tables always describe one whole run.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from core.atomic import atomic_write_text
+
+__all__ = ["RunTables", "summary_row", "window_rows"]
+
+WINDOW_HEADER = ["video", "window", "start_s", "end_s", "start_frame", "end_frame", "top1_code", "top1_name",
+                 "top1_prob", "body", "top_k", "skipped"]
+SUMMARY_HEADER = ["video", "status", "frames", "duration_s", "fps", "windows", "labelled_windows", "dominant_action",
+                  "heat_source", "hottest_joints"]
+FAILURE_HEADER = ["file", "stage", "reason"]
+
+
+def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def window_rows(key: str, doc: dict) -> list[list[Any]]:
+    """``windows.csv`` rows of one labels document."""
+    rows = []
+    for w in doc["windows"]:
+        top = w.get("top_k") or []
+        first = top[0] if top else {}
+        rows.append([key, w["index"], w["start_s"], w["end_s"], w["start_frame"], w["end_frame"],
+                     first.get("code", first.get("index", "")), first.get("name", ""),
+                     round(first["prob"], 6) if first else "", w.get("body", {}).get("name", ""),
+                     ";".join(f"{r.get('code', r['index'])}:{r['prob']:.4f}" for r in top), w.get("skipped", "")])
+    return rows
+
+
+def summary_row(key: str, status: str, doc: dict | None) -> list[Any]:
+    """The ``summary.csv`` row of one video (``doc`` None for a failed or skipped one)."""
+    if doc is None:
+        return [key, status] + [""] * (len(SUMMARY_HEADER) - 2)
+    by_class: dict[str, float] = {}
+    for s in doc["segments"]:
+        label = f"{s.get('code', s['class_index'])} {s['name']}"
+        by_class[label] = by_class.get(label, 0.0) + s["end_s"] - s["start_s"]
+    dominant = max(by_class, key=by_class.get) if by_class else ""
+    labelled = sum(1 for w in doc["windows"] if "top_k" in w)
+    return [key, status, doc["video"]["frame_count"], doc["video"]["duration_s"], doc["video"]["fps"],
+            len(doc["windows"]), labelled, dominant, doc["heatmap"]["source"],
+            " ".join(doc["heatmap"]["hottest_joints"][:3])]
+
+
+@dataclass
+class RunTables:
+    """Rows gathered over a run, written by :meth:`write`."""
+
+    windows: list[list[Any]] = field(default_factory=list)
+    summary: list[list[Any]] = field(default_factory=list)
+    failures: list[list[Any]] = field(default_factory=list)
+
+    def add_done(self, key: str, status: str, doc: dict) -> None:
+        self.windows.extend(window_rows(key, doc))
+        self.summary.append(summary_row(key, status, doc))
+
+    def add_failed(self, key: str, path: Path, stage: str, reason: str, status: str = "failed") -> None:
+        self.failures.append([str(path), stage, reason])
+        self.summary.append(summary_row(key, status, None))
+
+    def write(self, out: Path, suffix: str = "") -> list[Path]:
+        """Write the three tables (``suffix`` e.g. ``.shard-0-of-2``); returns their paths."""
+        return [atomic_write_text(out / f"windows{suffix}.csv", _csv_text(WINDOW_HEADER, self.windows)),
+                atomic_write_text(out / f"summary{suffix}.csv", _csv_text(SUMMARY_HEADER, self.summary)),
+                atomic_write_text(out / f"failures{suffix}.csv", _csv_text(FAILURE_HEADER, self.failures))]
