@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from app.config import AppConfig
 from app.validate import CheckedVideo
-from pose.postprocess import SmoothingConfig
 from core.atomic import atomic_write_text
 from pipelines.job import LAYOUT, JobOptions, Outputs, SharedEstimator, VideoJob, option_default, process_video
 from pipelines.labels_doc import NO_WEIGHTS_REASON
 from pipelines.motion_energy import normalise_heat
+from pose.postprocess import SmoothingConfig
 
 STREAMS = ("2S (joint + bone)", "joint", "bone")
 SMOOTHING_WINDOW_S = SmoothingConfig().window_s
@@ -56,7 +57,7 @@ class Models:
         self.files = [Path(weights).name] + ([Path(weights_bone).name] if weights_bone else [])
 
     @classmethod
-    def from_config(cls, cfg: AppConfig) -> "Models | None":
+    def from_config(cls, cfg: AppConfig) -> Models | None:
         """None when no checkpoint is configured (the app then runs without labels)."""
         return cls(cfg.weights, cfg.weights_bone, cfg.device) if cfg.weights else None
 

@@ -3,7 +3,8 @@ the top-k as an HTML table (codes, names, body levels, probabilities)."""
 from __future__ import annotations
 
 import html
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pipelines.figures import body_colour
 
@@ -47,7 +48,7 @@ def top_k_html(records: Sequence[dict[str, Any]], caption: str, empty: str = "no
     for rank, r in enumerate(records, 1):
         body_code = r.get("body_code", "")
         rgb = body_colour(body_index.get(body_code, -1))
-        colour = "#%02x%02x%02x" % tuple(int(round(c * 255)) for c in rgb)
+        colour = "#" + "".join(f"{int(round(c * 255)):02x}" for c in rgb)
         body = f"{body_code} {r.get('body', '')}".strip() or "–"
         pct = 100.0 * float(r["prob"])
         rows.append(

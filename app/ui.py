@@ -14,19 +14,20 @@ from __future__ import annotations
 import atexit
 import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from pipelines import figures
 from app.config import AppConfig
 from app.engine import STREAMS, Analysis, Models, Settings, analyse, shared_estimator
 from app.folders import RequestFolders
 from app.summaries import clip_top_k, top_k_html, window_at
 from app.validate import Limits, UploadError, check_upload
 from mmn.model import MAP_NAMES
+from pipelines import figures
 from pipelines.job import LAYOUT, StageError
 from pipelines.labels_doc import body_levels_of
 

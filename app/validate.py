@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import mimetypes
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from pipelines.discovery import VIDEO_SUFFIXES
 

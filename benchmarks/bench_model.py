@@ -365,7 +365,8 @@ def main(argv=None) -> dict:
 
     result = {"machine": machine_info(args.threads), "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
               "weights": Path(args.weights).name, "load_start": os.getloadavg(), "repeats": args.repeats,
-              "calls_per_turn_small_batches": args.calls, "fast": {"chunk_size": fast.chunk_size, "workers": fast.workers}, "rows": []}
+              "calls_per_turn_small_batches": args.calls,
+              "fast": {"chunk_size": fast.chunk_size, "workers": fast.workers}, "rows": []}
     print(f"# {result['machine']['cpu']}, {result['machine']['logical_cpus']} logical CPUs, "
           f"torch {torch.__version__}, {args.threads} threads; load average (1, 5, 15 min) "
           f"{tuple(round(v, 2) for v in result['load_start'])}; medians of {args.repeats} rounds "

@@ -32,17 +32,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.machine import machine_info  # noqa: E402
+from core.layouts import MA52_44  # noqa: E402
 from mmn.inference import Recognizer  # noqa: E402
+from pipelines.job import JobOptions, SharedEstimator, VideoJob, process_video  # noqa: E402
 from pipelines.labelling import label_track  # noqa: E402
 from pipelines.render import H264Writer  # noqa: E402
-from pipelines.job import JobOptions, SharedEstimator, VideoJob, process_video  # noqa: E402
 from pipelines.windowing import make_windows  # noqa: E402
 from pose.extract import extract_skeleton  # noqa: E402
-from core.layouts import MA52_44  # noqa: E402
 from pose.video import iter_frames, probe_video  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-# The released MMN training recipe (../shared/docs/mmn-reference.md §8), shared by every experiment.
+# The released MMN training recipe (docs/mmn-computation.md §8), shared by every experiment.
 # Dataset configs set: dataset, layout, modality, num_classes, data (and may override any key).
 
 # MMNConfig overrides (joints and classes come from the layout and num_classes)
@@ -6,10 +6,9 @@ model = dict(depths=(3, 3, 3, 3), channels=96, num_heads=4, kernel_size=3, mlp_r
              head_drop=0.1, drop_path=0.3)
 clip_len = 64
 
-# STCA as the paper describes it, each part with probability p (released MA-52/iMiGUE: 0.2),
-# plus the released code's masking augmentations, which did reach its model.
-augment = dict(p=0.2, rotate_degrees=15.0, scale=(0.9, 1.1), translate=0.1, jitter_frames=3,
-               axis_mask=True, block_dropout=True, block_len=(4, 16))
+# STCA and the released code's masking augmentations: the defaults are
+# mmn.training.augment.AUGMENT_DEFAULTS (the released recipe, p=0.2); configs list only changes.
+augment = dict()
 
 # AdamW, 20 warm-up epochs from 1e-7, then cosine to 1e-5; label smoothing 0.1; AMP on GPU.
 # batch_size is per process (one GPU: the released 64; with torchrun the effective batch is 64 × N).

@@ -15,11 +15,11 @@ import contextlib
 import os
 import re
 import secrets
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
-__all__ = ["PART_SUFFIX", "FolderError", "atomic_path", "atomic_write_bytes", "atomic_write_text", "ensure_writable_folder",
-           "is_part_file",
+__all__ = ["PART_SUFFIX", "FolderError", "atomic_path", "atomic_write_bytes", "atomic_write_text",
+           "ensure_writable_folder", "is_part_file",
            "remove_stale_parts", "temp_path_beside"]
 
 PART_SUFFIX = ".part"

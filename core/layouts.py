@@ -16,8 +16,9 @@ User-defined layouts come from a mapping with the same fields (:meth:`SkeletonLa
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class SkeletonLayout:
         return out
 
     @classmethod
-    def from_dict(cls, spec: Mapping[str, Any]) -> "SkeletonLayout":
+    def from_dict(cls, spec: Mapping[str, Any]) -> SkeletonLayout:
         """Build a layout from a config mapping with keys ``name``, ``joint_names`` (or
         ``num_joints``), ``bones``, ``centre_joint`` and ``parts`` (mapping or list of pairs)."""
         names = spec.get("joint_names") or [f"joint_{i}" for i in range(int(spec["num_joints"]))]

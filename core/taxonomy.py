@@ -17,10 +17,11 @@ Any other comes from a dataset's class list (:meth:`Taxonomy.from_class_names`).
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -137,7 +138,8 @@ class Taxonomy:
         (:meth:`ActionClass.record` plus ``prob``). ``probs``: (K,) probabilities or scores."""
         probs = np.asarray(probs)
         if probs.shape != (self.num_classes,):
-            raise TaxonomyError(f"taxonomy {self.name!r} has {self.num_classes} classes, scores have shape {probs.shape}")
+            raise TaxonomyError(f"taxonomy {self.name!r} has {self.num_classes} classes, "
+                                f"scores have shape {probs.shape}")
         order = np.argsort(-probs, kind="stable")[:k]
         return [{**self.classes[int(i)].record(), "prob": float(probs[i])} for i in order]
 
@@ -151,7 +153,7 @@ class Taxonomy:
                 "action_body": None if self.action_body is None else list(self.action_body)}
 
     @classmethod
-    def from_dict(cls, spec: Mapping[str, Any]) -> "Taxonomy":
+    def from_dict(cls, spec: Mapping[str, Any]) -> Taxonomy:
         try:
             return cls(name=str(spec["name"]), class_names=tuple(str(n) for n in spec["class_names"]),
                        codes=None if spec.get("codes") is None else tuple(str(c) for c in spec["codes"]),
@@ -165,18 +167,18 @@ class Taxonomy:
             raise TaxonomyError(f"malformed taxonomy ({type(e).__name__}: {e})") from None
 
     @classmethod
-    def from_class_names(cls, names: Sequence[str], name: str = "custom") -> "Taxonomy":
+    def from_class_names(cls, names: Sequence[str], name: str = "custom") -> Taxonomy:
         """A taxonomy with names only: no codes, no body levels."""
         return cls(name=name, class_names=tuple(str(n) for n in names))
 
-    def with_names(self, names: Sequence[str]) -> "Taxonomy":
+    def with_names(self, names: Sequence[str]) -> Taxonomy:
         """The same taxonomy with other class names (e.g. a config's names for iMiGUE)."""
         if len(names) != self.num_classes:
             raise TaxonomyError(f"{len(names)} names for the {self.num_classes} classes of {self.name!r}")
         return Taxonomy(self.name, tuple(str(n) for n in names), self.codes, self.body_levels, self.action_body)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _classes(taxonomy: Taxonomy) -> tuple[ActionClass, ...]:
     out = []
     for i, name in enumerate(taxonomy.class_names):

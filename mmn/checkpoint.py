@@ -29,9 +29,10 @@ import os
 import pickle
 import re
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -110,6 +111,8 @@ def _read(path: Path) -> Any:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except (KeyboardInterrupt, MemoryError):
+        raise
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
@@ -121,6 +124,8 @@ def _read(path: Path) -> Any:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({msg})") from None
+    except Exception as e:  # a text or other non-torch file makes the unpickler fail in any way
+        raise CheckpointError(f"{path}: not a torch checkpoint ({type(e).__name__} while reading it)") from None
 
 
 def _strip_prefix(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -220,7 +225,7 @@ class CheckpointMeta:
                 "provenance": dict(self.provenance)}
 
     @classmethod
-    def from_dict(cls, meta: Mapping[str, Any], version: int = PROJECT_VERSION) -> "CheckpointMeta":
+    def from_dict(cls, meta: Mapping[str, Any], version: int = PROJECT_VERSION) -> CheckpointMeta:
         """Inverse of :meth:`to_dict`; also reads version 1 metadata."""
         model_cfg = dict(meta["model"])
         model_cfg["depths"] = tuple(model_cfg["depths"])
@@ -233,7 +238,8 @@ class CheckpointMeta:
                         else Taxonomy.from_class_names(names, str(meta.get("dataset") or "custom")))
             known = {"model", "dataset", "layout", "modality", "class_names", "preprocessing", "source"}
             return cls(cfg, taxonomy, layout, str(meta.get("modality", "joint")),
-                       int(meta.get("preprocessing", {}).get("clip_len", CLIP_LEN)), str(meta.get("source", "mmn.train")),
+                       int(meta.get("preprocessing", {}).get("clip_len", CLIP_LEN)),
+                       str(meta.get("source", "mmn.train")),
                        provenance={k: v for k, v in meta.items() if k not in known})
         return cls(cfg, Taxonomy.from_dict(meta["taxonomy"]), layout, str(meta["modality"]), int(meta["clip_len"]),
                    str(meta["source"]), provenance=dict(meta.get("provenance") or {}))

@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from mmn.checkpoint import CheckpointError
-from mmn.inference import Recognizer
+from core.cli import positive_int
 from core.safe_pickle import load_data_pickle
+from mmn.checkpoint import CheckpointError
+from mmn.inference import DEVICES, Recognizer
 
 
 def iter_clips(path: Path) -> Iterator[tuple[str, np.ndarray]]:
@@ -61,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("inputs", nargs="+", type=Path, help=".npy (L, V, 2) clips or data pickles")
     ap.add_argument("--weights", required=True, type=Path, help="joint-stream checkpoint")
     ap.add_argument("--weights-bone", type=Path, help="bone-stream checkpoint (adds the 2S ensemble)")
-    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    ap.add_argument("--top-k", type=int, default=5)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--device", default="auto", choices=DEVICES)
+    ap.add_argument("--top-k", type=positive_int, default=5)
+    ap.add_argument("--batch-size", type=positive_int, default=64)
     ap.add_argument("--json", action="store_true", help="one JSON object per clip, with raw logits")
     args = ap.parse_args(argv)
 

@@ -382,13 +382,13 @@ class FastMMN(nn.Module):
 
     @classmethod
     def from_model(cls, model: MMN, chunk_size: int = DEFAULT_CPU_CHUNK,
-                   workers: int | str = "auto") -> "FastMMN":
+                   workers: int | str = "auto") -> FastMMN:
         """Fold ``model`` (eval mode) into a FastMMN on the same device and dtype."""
         device = next(model.parameters()).device
         with torch.no_grad():
             return cls(model, chunk_size, workers).to(device)
 
-    def _low_precision_copy(self, dtype: torch.dtype, device: torch.device) -> "FastMMN":
+    def _low_precision_copy(self, dtype: torch.dtype, device: torch.device) -> FastMMN:
         """A cached copy of this module in ``dtype`` (for autocast)."""
         cache = self.__dict__.pop("_low_precision", {})
         try:
@@ -398,7 +398,7 @@ class FastMMN(nn.Module):
         finally:
             self.__dict__["_low_precision"] = cache
 
-    def train(self, mode: bool = True) -> "FastMMN":
+    def train(self, mode: bool = True) -> FastMMN:
         if mode:
             raise RuntimeError("FastMMN is inference-only (BatchNorm is folded); train the MMN instead")
         return super().train(False)

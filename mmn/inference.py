@@ -8,8 +8,8 @@ order (the order of the input keypoints), not MMN's body-part order.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -105,7 +105,7 @@ class Recognizer:
 
     @classmethod
     def from_checkpoints(cls, joint: str | os.PathLike, bone: str | os.PathLike | None = None,
-                         device: str | torch.device = "auto", fast: bool = True) -> "Recognizer":
+                         device: str | torch.device = "auto", fast: bool = True) -> Recognizer:
         """Load ``joint`` (and ``bone`` for the 2S ensemble) with :func:`mmn.load_official`."""
         streams = [load_official(joint)]
         if bone is not None:

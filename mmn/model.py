@@ -1,6 +1,6 @@
 """MMN, the Motion-guided Modulation Network (Gu et al., ACM MM 2025), as a plain ``nn.Module``.
 
-The computation follows the reference (``../shared/docs/mmn-reference.md`` §2–6) including the places
+The computation follows the reference (``docs/mmn-computation.md`` §2–6) including the places
 where the authors' released code differs from the paper, because the released checkpoints
 were trained with that code. Module and parameter names match the released state dicts
 (``STPE``, ``projection``, ``MFM.{s}.blocks.{b}``, ``DSs.{i}``, ``fusion``, ``head``), so a
@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.layouts import IMIGUE_22, MA52_44
@@ -122,7 +121,7 @@ def _instance_standardise(x: Tensor) -> Tensor:
 
 
 class MotionModulatedBlock(nn.Module):
-    """One motion-guided skeletal-temporal former block (reference §4). (B, C, T, V) → same."""
+    """One motion-guided skeletal-temporal former block (docs/mmn-computation.md §4). (B, C, T, V) → same."""
 
     def __init__(self, cfg: MMNConfig, drop_path: float) -> None:
         super().__init__()
@@ -243,7 +242,7 @@ def _conv_bn_relu(channels: int, factor: int) -> nn.Sequential:
 
 
 class MotionConsistencyFusion(nn.Module):
-    """Fuse the four scales (T, T/2, T/4, T/8) into one (B, C, T/8, V) map (reference §5)."""
+    """Fuse the four scales (T, T/2, T/4, T/8) into one (B, C, T/8, V) map (docs/mmn-computation.md §5)."""
 
     def __init__(self, channels: int, drop: float) -> None:
         super().__init__()

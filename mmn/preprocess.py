@@ -1,4 +1,4 @@
-"""MMN's clip preprocessing as small composable steps (reference §1).
+"""MMN's clip preprocessing as small composable steps (docs/mmn-computation.md §1).
 
 Each step is a callable on a ``results`` dict, in the manner of mmaction2's pipelines, and says
 which keys it reads and writes. The keys:
@@ -15,7 +15,8 @@ which keys it reads and writes. The keys:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

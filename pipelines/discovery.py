@@ -10,9 +10,9 @@ folder) and hidden files are never taken as inputs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["VIDEO_SUFFIXES", "VideoJob", "discover", "select_shard"]
 

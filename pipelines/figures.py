@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from pipelines.render import BODY_LEVEL_COLOURS_BGR, NO_LABEL_BGR
 from core.layouts import MA52_44, SkeletonLayout
+from pipelines.render import BODY_LEVEL_COLOURS_BGR, NO_LABEL_BGR
 
 HEAT_NAMES = {
     "msm_gamma": "MSM γ (skeletal modulation scale)", "msm_beta": "MSM β (skeletal modulation shift)",

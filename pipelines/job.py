@@ -27,9 +27,10 @@ from __future__ import annotations
 import errno
 import json
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -41,7 +42,7 @@ from mmn.model import MAP_NAMES
 from mmn.preprocess import CLIP_LEN
 from pipelines.discovery import VideoJob
 from pipelines.labelling import LabelResult, label_track
-from pipelines.labels_doc import NO_LABELS_NOTE, body_levels_of, labels_document, windowing_section
+from pipelines.labels_doc import NO_LABELS_NOTE, labels_document, windowing_section
 from pipelines.motion_energy import normalise_heat
 from pipelines.render import BODY_LEVEL_COLOURS_BGR, CLIP_PRESETS, NO_LABEL_BGR, FrameAnnotation
 from pipelines.windowing import make_windows
@@ -119,7 +120,7 @@ class Outputs:
     failed: Path
 
     @classmethod
-    def for_key(cls, out_dir: Path, key: str) -> "Outputs":
+    def for_key(cls, out_dir: Path, key: str) -> Outputs:
         return cls(out_dir / f"{key}.skeleton.h5", out_dir / f"{key}.labels.json", out_dir / f"{key}.heatmap.png",
                    out_dir / f"{key}.timeline.png", out_dir / f"{key}.annotated.mp4", out_dir / f"{key}.failed.json")
 

@@ -6,15 +6,16 @@ frames. Without a recognizer only the model-free motion-energy heat is made and 
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from core.layouts import SkeletonLayout
 from mmn.inference import Recognizer
 from pipelines.motion_energy import motion_energy
 from pipelines.windowing import Window, merge_segments, windows_to_frames
-from core.layouts import SkeletonLayout
 
 MIN_PRESENT_FRACTION = 0.5  # a window needs the subject in at least half of its frames
 

@@ -7,7 +7,8 @@ equals the one it would write now.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pipelines.labelling import LabelResult, heat_summary
 from pipelines.windowing import Window

@@ -44,7 +44,8 @@ def motion_energy(keypoints: np.ndarray, layout: SkeletonLayout = MA52_44, smoot
         return speed
     k = np.ones(smooth_frames) / smooth_frames
     padded = np.pad(speed, ((smooth_frames // 2, smooth_frames - 1 - smooth_frames // 2), (0, 0)), mode="edge")
-    return np.stack([np.convolve(padded[:, j], k, mode="valid") for j in range(speed.shape[1])], axis=1).astype(np.float32)
+    columns = [np.convolve(padded[:, j], k, mode="valid") for j in range(speed.shape[1])]
+    return np.stack(columns, axis=1).astype(np.float32)
 
 
 def normalise_heat(heat: np.ndarray, percentile: float = 99.0) -> np.ndarray:

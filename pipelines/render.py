@@ -8,10 +8,10 @@ drawn over the bottom of the frame, not appended to it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -72,7 +72,8 @@ def draw_text_panel(frame: np.ndarray, annotation: FrameAnnotation, banner: str 
     scale = max(0.4, h / 1400)
     thick = max(1, int(round(scale * 2)))
     line_h = int(32 * scale) + 6
-    rows = [(f"{text}  {prob:.0%}", BODY_LEVEL_COLOURS_BGR[body % len(BODY_LEVEL_COLOURS_BGR)]) for text, prob, body in annotation.lines]
+    palette = BODY_LEVEL_COLOURS_BGR
+    rows = [(f"{text}  {prob:.0%}", palette[body % len(palette)]) for text, prob, body in annotation.lines]
     if not rows and banner:
         rows = [(banner, (255, 255, 255))]
     if not rows:
@@ -112,9 +113,10 @@ def draw_timeline(frame: np.ndarray, strip: np.ndarray, frame_index: int, num_fr
 
 
 class H264Writer:
-    """Write BGR frames to an H.264 mp4 atomically (:func:`core.atomic.temp_path_beside`): frames
-    go to a temporary file in the target folder, renamed onto ``path`` by :meth:`close`; :meth:`abort` (or an exception inside a
-    ``with`` block) removes it. Odd frame sizes are padded by one pixel (yuv420p needs even)."""
+    """Write BGR frames to an H.264 mp4 atomically (:func:`core.atomic.temp_path_beside`):
+    frames go to a temporary file in the target folder, renamed onto ``path`` by
+    :meth:`close`; :meth:`abort` (or an exception inside a ``with`` block) removes it. Odd
+    frame sizes are padded by one pixel (yuv420p needs even)."""
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, fps: float,
                  crf: int = 23, preset: str = "veryfast") -> None:
@@ -155,7 +157,7 @@ class H264Writer:
         finally:
             self.tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "H264Writer":
+    def __enter__(self) -> H264Writer:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -7,8 +7,8 @@ is classified as one MMN clip (resampled to 64 frames by the model's own preproc
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -44,8 +44,8 @@ The estimates, and why (image coordinates; "mid(a, b)" is the midpoint):
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 

@@ -4,7 +4,7 @@ All take keypoints (N, V, 2) in pixels (or a 1-D signal) and return floats.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

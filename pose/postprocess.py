@@ -105,7 +105,7 @@ class SmoothingConfig:
         return d
 
     @classmethod
-    def from_any(cls, value: "SmoothingConfig | dict | str | None") -> "SmoothingConfig":
+    def from_any(cls, value: SmoothingConfig | dict | str | None) -> SmoothingConfig:
         """Accept a config, a dict of its fields, a method name, or None (no smoothing)."""
         if value is None or value is False:
             return cls(method="none")

@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from .keypoint_tables import ESTIMATED, FILLED, MISSING
 from core.atomic import atomic_path, atomic_write_bytes
 from core.layouts import LAYOUTS, MA52_44, SkeletonLayout
+from core.signals import deferred_interrupt
+
+from .keypoint_tables import ESTIMATED, FILLED, MISSING
 
 SCHEMA = "mmn-skeleton"
 SCHEMA_VERSION = 1
@@ -58,7 +60,7 @@ class Skeleton:
     def num_frames(self) -> int:
         return int(self.keypoints.shape[0])
 
-    def validate(self, path: str | os.PathLike | None = None) -> "Skeleton":
+    def validate(self, path: str | os.PathLike | None = None) -> Skeleton:
         """Check shapes, dtypes and invariants; raise :class:`SkeletonFileError` naming the problem."""
         v = self.layout.num_joints
         kp, sc, ts, fl = self.keypoints, self.scores, self.timestamps, self.flags
@@ -105,12 +107,13 @@ def _json_default(o: Any) -> Any:
 
 def skeleton_bytes(skeleton: Skeleton, *, compression: str | None = "gzip") -> bytes:
     """The HDF5 file of a validated ``skeleton``, built in memory (HDF5's core driver, no
-    backing file): HDF5 itself never writes to disk, so a full disk or Ctrl-C meets plain
-    Python I/O, which reports them, instead of the HDF5 library, which crashes or swallows them."""
+    backing file): HDF5 itself never writes to disk, so a full disk meets plain Python I/O,
+    which reports it, instead of the HDF5 library, which crashed on it. Ctrl-C during the
+    build is held until it is done (h5py's finalisers would swallow it)."""
     import h5py
 
     meta_json = json.dumps(skeleton.meta, default=_json_default, sort_keys=True)
-    with h5py.File(f"skeleton-{id(skeleton)}.h5", "w", driver="core", backing_store=False) as f:
+    with deferred_interrupt(), h5py.File(f"skeleton-{id(skeleton)}.h5", "w", driver="core", backing_store=False) as f:
         f.attrs["schema"] = SCHEMA
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["layout"] = skeleton.layout.name

@@ -20,8 +20,9 @@ Frames with no subject are left MISSING. What was decided goes into the skeleton
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,13 +9,29 @@ import numpy as np
 import pytest
 import torch
 
-from mmn.training.augment import (AxisMask, RandomRotation, RandomScaling, RandomTranslation, TemporalBlockDropout,
-                         TemporalJitter, reseed, stca_steps, train_pipeline)
-from mmn.training.datasets import SkeletonDataset, read_pyskl
-from mmn.model import MMN, MMNConfig
-from mmn.preprocess import (BoneModality, Compose, FormatInputs, RandomSampleFrames, ReorderJoints, UniformSampleFrames,
-                            normalise_steps)
 from core.layouts import MA52_44, MSR_ACTION3D_20
+from mmn.model import MMN, MMNConfig
+from mmn.preprocess import (
+    BoneModality,
+    Compose,
+    FormatInputs,
+    RandomSampleFrames,
+    ReorderJoints,
+    UniformSampleFrames,
+    normalise_steps,
+)
+from mmn.training.augment import (
+    AxisMask,
+    RandomRotation,
+    RandomScaling,
+    RandomTranslation,
+    TemporalBlockDropout,
+    TemporalJitter,
+    reseed,
+    stca_steps,
+    train_pipeline,
+)
+from mmn.training.datasets import SkeletonDataset, read_pyskl
 from tests.conftest import MSR_PKL
 
 

@@ -6,12 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from mmn.training.augment import train_pipeline
-from mmn.training.datasets import (DatasetError, SkeletonDataset, load_split, read_authors, read_label_file,
-                          read_pyskl, validate)
-from mmn.training.engine import layout_from_cfg
-from mmn.preprocess import eval_pipeline
 from core.layouts import MA52_44, MSR_ACTION3D_20
+from mmn.preprocess import eval_pipeline
+from mmn.training.augment import train_pipeline
+from mmn.training.datasets import (
+    DatasetError,
+    SkeletonDataset,
+    load_split,
+    read_authors,
+    read_label_file,
+    read_pyskl,
+    validate,
+)
+from mmn.training.engine import layout_from_cfg
 from tests.conftest import MSR_PKL
 
 

@@ -6,8 +6,14 @@ import pytest
 from sklearn import metrics as skm
 
 from core.taxonomy import MA52
-from mmn.training.metrics import (classification_report, confusion_matrix, ensemble_logits, f1_macro_micro,
-                         per_class_accuracy, top_k_accuracy)
+from mmn.training.metrics import (
+    classification_report,
+    confusion_matrix,
+    ensemble_logits,
+    f1_macro_micro,
+    per_class_accuracy,
+    top_k_accuracy,
+)
 from tests.conftest import SHARED
 
 

@@ -2,9 +2,18 @@
 import numpy as np
 import pytest
 
-from mmn.preprocess import (BoneModality, CentreOnJoint, Compose, FormatInputs, MinMaxScale,
-                            RandomSampleFrames, ReorderJoints, UniformSampleFrames, preprocess_clip)
 from core.layouts import IMIGUE_22, MA52_44, MSR_ACTION3D_20, SkeletonLayout
+from mmn.preprocess import (
+    BoneModality,
+    CentreOnJoint,
+    Compose,
+    FormatInputs,
+    MinMaxScale,
+    RandomSampleFrames,
+    ReorderJoints,
+    UniformSampleFrames,
+    preprocess_clip,
+)
 
 
 def _clip(L=10, V=5, seed=0):

@@ -12,10 +12,10 @@ import jsonschema
 import numpy as np
 import pytest
 
-from pipelines.figures import grouped_joint_order, read_row_labels
-from pipelines.discovery import VideoJob, discover, select_shard
-from pose.skeleton_file import read_skeleton
 from core.layouts import MA52_44
+from pipelines.discovery import VideoJob, discover, select_shard
+from pipelines.figures import grouped_joint_order, read_row_labels
+from pose.skeleton_file import read_skeleton
 from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
 
 CLIPS = sorted(p.name for p in VIDEOS_DIR.glob("*.mp4"))

@@ -4,9 +4,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pose.keypoint_tables import (COCO_WB133, ESTIMATED, HALPE136, MA52_IDENTITY, MEDIAPIPE_HOLISTIC,
-                                  MISSING, MP_FACE, MP_LHAND, MP_RHAND, TABLES, JointSource,
-                                  table_for, table_for_count)
+from pose.keypoint_tables import (
+    COCO_WB133,
+    ESTIMATED,
+    HALPE136,
+    MA52_IDENTITY,
+    MEDIAPIPE_HOLISTIC,
+    MISSING,
+    MP_FACE,
+    MP_LHAND,
+    MP_RHAND,
+    TABLES,
+    JointSource,
+    table_for,
+    table_for_count,
+)
 
 # From the shared reference (skeleton-layout.md), written out independently of the code.
 HALPE_DOC = [*range(26), 54, 59, 62, 71, 77, 83, 94, 98, 102, 106, 110, 114, 115, 119, 123, 127,

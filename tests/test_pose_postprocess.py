@@ -6,8 +6,15 @@ import pytest
 from scipy.signal import savgol_filter
 
 from pose.keypoint_tables import ESTIMATED, FILLED, MISSING
-from pose.postprocess import (GapConfig, SmoothingConfig, drop_low_confidence, fill_gaps,
-                              one_euro_smooth, postprocess, savgol_smooth)
+from pose.postprocess import (
+    GapConfig,
+    SmoothingConfig,
+    drop_low_confidence,
+    fill_gaps,
+    one_euro_smooth,
+    postprocess,
+    savgol_smooth,
+)
 
 
 def _track(n: int = 40, v: int = 3, seed: int = 0):

@@ -15,12 +15,12 @@ import pytest
 
 pytest.importorskip("mediapipe")
 
+from core.layouts import MA52_44  # noqa: E402
 from pose.extract import extract_skeleton  # noqa: E402
 from pose.keypoint_tables import ESTIMATED, FILLED, MISSING  # noqa: E402
 from pose.measure import amplitude, jitter, lag, part_motion_energy  # noqa: E402
 from pose.postprocess import SmoothingConfig, smooth  # noqa: E402
 from pose.skeleton_file import Skeleton, read_skeleton, write_skeleton  # noqa: E402
-from core.layouts import MA52_44  # noqa: E402
 from pose.video import iter_frames, probe_video  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

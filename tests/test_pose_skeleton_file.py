@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from pose.keypoint_tables import ESTIMATED, FILLED, MISSING
-from pose.skeleton_file import (SCHEMA_VERSION, Skeleton, SkeletonFileError, export_npy,
-                                read_skeleton, write_skeleton)
+from pose.skeleton_file import SCHEMA_VERSION, Skeleton, SkeletonFileError, export_npy, read_skeleton, write_skeleton
 
 REPO = Path(__file__).resolve().parents[1]
 

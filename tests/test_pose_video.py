@@ -116,8 +116,7 @@ def test_prefetch_closed_early_stops_and_closes_the_source():
 
     def source():
         try:
-            for i in range(1000):
-                yield i
+            yield from range(1000)
         finally:
             closed.append(True)
 

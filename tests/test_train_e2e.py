@@ -6,20 +6,22 @@ import csv
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from core.taxonomy import MA52
 from mmn import Recognizer, load_official
 from mmn import classify as classify_cli
 from mmn import test as test_cli
 from mmn import train as train_cli
-from core.taxonomy import MA52
 from tests.conftest import ROOT
 from tests.test_datasets import write_authors_split
 
@@ -84,7 +86,8 @@ def test_trained_checkpoint_loads_everywhere_a_released_one_does(trained, golden
     np.testing.assert_allclose(out["logits"], pred.logits[0], atol=1e-4)
 
 
-def test_resume_continues_from_the_last_epoch(trained, tiny_root):
+def test_resume_continues_from_the_last_epoch(trained, tiny_root, tmp_path):
+    trained = Path(shutil.copytree(trained, tmp_path / "work"))  # the module's run stays as it was
     rc = train_cli.main([str(ROOT / "configs/ma52_joint.py"), "--work-dir", str(trained), "--device", "cpu",
                          "--resume", "--cfg-options", f"data.root={tiny_root}", *TINY, "train.epochs=3"])
     assert rc == 0

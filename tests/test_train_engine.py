@@ -10,10 +10,17 @@ from mmengine.logging import HistoryBuffer
 from mmengine.optim.scheduler import CosineAnnealingLR, LinearLR
 
 from core.taxonomy import MA52
-from mmn.training.engine import (ClassificationMetric, MMNClassifier, PlainResumeStateHook, load_config,
-                        param_schedulers, resume_checkpoint, training_settings)
-from mmn.training.metrics import classification_report
 from mmn.model import MMNConfig
+from mmn.training.engine import (
+    ClassificationMetric,
+    MMNClassifier,
+    PlainResumeStateHook,
+    load_config,
+    param_schedulers,
+    resume_checkpoint,
+    training_settings,
+)
+from mmn.training.metrics import classification_report
 from tests.conftest import ROOT
 
 CONFIGS = ROOT / "configs"

@@ -21,16 +21,17 @@ The first person (M index 0) and the first two coordinates are used. Every clip 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mmn.training.augment import reseed
 from core.safe_pickle import load_data_pickle
+from mmn.training.augment import reseed
 
 FORMATS = ("authors", "pyskl")
 UNLABELLED = -1

@@ -20,8 +20,9 @@ from __future__ import annotations
 import math
 import os
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,14 +34,14 @@ from mmengine.hooks import Hook
 from mmengine.model import BaseModel, is_model_wrapper
 from mmengine.runner import Runner
 
-from mmn.training.augment import train_pipeline
-from mmn.checkpoint import save_checkpoint
-from mmn.training.datasets import SkeletonDataset, load_split
-from mmn.training.metrics import classification_report, scalar_metrics
-from mmn.model import MMN, MMNConfig, count_parameters
-from mmn.preprocess import CLIP_LEN, check_modality, eval_pipeline
 from core.layouts import LAYOUTS, SkeletonLayout
 from core.taxonomy import Taxonomy, builtin_taxonomy
+from mmn.checkpoint import save_checkpoint
+from mmn.model import MMN, MMNConfig, count_parameters
+from mmn.preprocess import CLIP_LEN, check_modality, eval_pipeline
+from mmn.training.augment import AUGMENT_DEFAULTS, train_pipeline
+from mmn.training.datasets import SkeletonDataset, load_split
+from mmn.training.metrics import classification_report, scalar_metrics
 
 METRIC_PREFIX = "eval"
 
@@ -56,6 +57,7 @@ def load_config(path: str | os.PathLike, options: Mapping[str, Any] | None = Non
         if key not in cfg:
             raise ValueError(f"{path}: config has no {key!r}")
     check_modality(cfg.modality)
+    cfg.augment = {**AUGMENT_DEFAULTS, **dict(cfg.get("augment") or {})}
     return cfg
 
 
@@ -140,7 +142,7 @@ def unwrap(model: torch.nn.Module) -> MMNClassifier:
 # ----------------------------------------------------------------------------- metric
 
 class ClassificationMetric(BaseMetric):
-    """The paper's metrics (reference §9) on a validation pass, in percent:
+    """The paper's metrics (docs/mmn-computation.md §9) on a validation pass, in percent:
     ``top1``, ``top5``, ``f1_macro``, ``f1_micro`` and, for MA-52, ``body_top1``,
     ``body_f1_macro``, ``body_f1_micro``, ``f1_mean``. Results from all ranks are gathered
     and put back in dataset order before scoring."""

@@ -1,4 +1,4 @@
-"""Classification metrics of the MA-52 challenge and the MMN paper (reference §9), pure numpy.
+"""Classification metrics of the MA-52 challenge and the MMN paper (docs/mmn-computation.md §9), pure numpy.
 
 Shapes: N clips, K classes. ``logits`` (N, K) scores (any monotone scores work), ``labels``
 (N,) int. For MA-52 each action maps to one of seven body levels (``action_to_body``, (K,)

@@ -23,23 +23,23 @@ import csv
 import json
 import sys
 import zipfile
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from torch.utils.data import DataLoader
 
-from mmn.checkpoint import RELEASED_SOURCE, CheckpointError, load_official
 from core.taxonomy import MA52
-from mmn.training.datasets import UNLABELLED, SkeletonDataset
-from mmn.training.engine import (build_dataset, layout_from_cfg, taxonomy_from_cfg,
-                        load_config)
+from mmn.checkpoint import RELEASED_SOURCE, CheckpointError, load_official
 from mmn.inference import resolve_device
-from mmn.training.metrics import classification_report, ensemble_logits, scalar_metrics
 from mmn.model import MMN
+from mmn.training.datasets import UNLABELLED, SkeletonDataset
+from mmn.training.engine import build_dataset, layout_from_cfg, load_config, taxonomy_from_cfg
+from mmn.training.metrics import classification_report, ensemble_logits, scalar_metrics
 
 OTHER = {"joint": "bone", "bone": "joint"}
 SUMMARY_KEYS = (("top1", "Top-1"), ("top5", "Top-5"), ("body_top1", "body Top-1"),

@@ -8,8 +8,9 @@ yields) and yields one :class:`FramePoses` per frame, so a video is never held i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class FramePoses:
         return int(self.keypoints.shape[0])
 
     @classmethod
-    def empty(cls, index: int, timestamp: float, num_keypoints: int) -> "FramePoses":
+    def empty(cls, index: int, timestamp: float, num_keypoints: int) -> FramePoses:
         return cls(index, timestamp, np.zeros((0, num_keypoints, 2), np.float32),
                    np.zeros((0, num_keypoints), np.float32), np.zeros((0, 4), np.float32),
                    np.zeros((0,), np.float32))
@@ -101,7 +102,7 @@ class Estimator(ABC):
     def close(self) -> None:
         """Release models and threads."""
 
-    def __enter__(self) -> "Estimator":
+    def __enter__(self) -> Estimator:
         return self
 
     def __exit__(self, *exc: object) -> None:

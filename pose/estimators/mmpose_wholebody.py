@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from core.hashing import sha256_file
+
 from .base import Estimator, FramePoses
 
 DEFAULT_CONFIG = "rtmw-m_8xb1024-270e_cocktail14-256x192.py"
@@ -154,6 +155,7 @@ class MMPoseWholeBodyEstimator(Estimator):
                              "untrained weights, for tests only")
         try:
             import torch
+
             from . import _mmcv_ops_stub
 
             self.uses_ops_stub = _mmcv_ops_stub.install()
