@@ -6,9 +6,9 @@ model = dict(depths=(3, 3, 3, 3), channels=96, num_heads=4, kernel_size=3, mlp_r
              head_drop=0.1, drop_path=0.3)
 clip_len = 64
 
-# STCA and the released code's masking augmentations: the defaults are
-# mmn.training.augment.AUGMENT_DEFAULTS (the released recipe, p=0.2); configs list only changes.
-augment = dict()
+# STCA at p=0.2 is mmn.training.augment.AUGMENT_DEFAULTS (configs list only what they change);
+# the released recipe adds the released code's masking augmentations, which did reach its model.
+augment = dict(axis_mask=True, block_dropout=True)
 
 # AdamW, 20 warm-up epochs from 1e-7, then cosine to 1e-5; label smoothing 0.1; AMP on GPU.
 # batch_size is per process (one GPU: the released 64; with torchrun the effective batch is 64 × N).

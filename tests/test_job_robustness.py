@@ -65,6 +65,7 @@ def _parts(folder: Path) -> list[str]:
 # ------------------------------------------------------------------ 2. stale results
 
 
+@pytest.mark.slow
 def test_rerun_redoes_what_changed_and_reuses_the_pose(tmp_path):
     inp, out = tmp_path / "in", tmp_path / "out"
     inp.mkdir()
@@ -92,6 +93,7 @@ def test_rerun_redoes_what_changed_and_reuses_the_pose(tmp_path):
     assert (out / "talk.skeleton.h5").stat().st_mtime_ns != skel_mtime
 
 
+@pytest.mark.slow
 def test_same_stem_other_extension_is_its_own_video(tmp_path):
     inp, out = tmp_path / "in", tmp_path / "out"
     inp.mkdir()
@@ -116,6 +118,7 @@ def test_cleaning_one_key_never_touches_another_keys_temporary_files(tmp_path):
     assert all(p.exists() for p in theirs) and not any(p.exists() for p in mine)
 
 
+@pytest.mark.slow
 def test_concurrent_shards_in_one_folder_do_not_break_each_other(tmp_path):
     inp, out = tmp_path / "in", tmp_path / "out"
     inp.mkdir()
@@ -151,6 +154,7 @@ def test_disk_full_while_writing_the_skeleton_is_a_failure_row(tmp_path):
         assert _parts(out) == [] and not list(out.glob("*.skeleton.h5"))
 
 
+@pytest.mark.slow
 def test_disk_full_while_rendering_is_a_failure_row(tmp_path):
     with tmpfs(tmp_path / "disk", "320k") as out:       # skeleton and pictures fit, the clip does not
         res = _run(SHORT, "--out", out, "--export-clips")
@@ -191,6 +195,7 @@ def test_ctrl_c_while_writing_skeletons_is_not_swallowed(tmp_path):
     assert _parts(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_folder_job_with_130_and_keeps_nothing_partial(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.video_to_labels", str(OTHER), str(SHORT), "--out",
@@ -235,6 +240,7 @@ def test_a_text_file_as_checkpoint_is_a_named_error_everywhere(tmp_path):
         Models(weights)
 
 
+@pytest.mark.slow
 def test_checkpoint_without_a_taxonomy_stops_the_run_one_with_its_own_is_used(tmp_path):
     model = MMN(MMNConfig(num_joints=44, num_classes=10)).eval()
     plain = tmp_path / "plain10.pt"
@@ -301,6 +307,7 @@ def test_app_refuses_many_frames_in_few_seconds(tmp_path):
 # ------------------------------------------------------------------ 11-12. own outputs, leftovers, logs
 
 
+@pytest.mark.slow
 def test_output_folder_equal_to_the_input_folder(tmp_path):
     (tmp_path / "talk.mp4").write_bytes(SHORT.read_bytes())
     for _ in range(2):

@@ -195,3 +195,34 @@ def test_recognizer_uses_the_fast_path(golden_raw, golden, golden_weights):
     assert set(pred.maps) == set(ref.maps) == set(MAP_NAMES)
     for name in MAP_NAMES:
         np.testing.assert_allclose(pred.maps[name], ref.maps[name], atol=ATOL_MAPS, rtol=0)
+
+
+def test_every_mmn_parameter_reaches_the_fast_path():
+    """Perturbing any one parameter of the MMN changes what the FastMMN built from it computes
+    (logits or maps): no weight is silently left out of the folding. (MMN's parameter count is
+    asserted elsewhere; this is the FastMMN side.)"""
+    torch.manual_seed(5)
+    model = mmn.MMN(mmn.MMNConfig(num_joints=20, num_classes=7, channels=32, num_heads=2,
+                                  depths=(1, 1, 1, 1))).eval()
+    for m in model.modules():  # trained-looking batch-norm statistics, so every term matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 1.5)
+    x, t = torch.randn(3, 2, 32, 20), torch.sort(torch.rand(3, 32) * 2 - 1).values
+
+    def outputs(net: mmn.MMN) -> torch.Tensor:
+        with torch.inference_mode():
+            logits, maps = FastMMN.from_model(net, workers=1)(x, t, return_maps=True)
+        return torch.cat([logits.flatten()] + [m[n].flatten() for m in maps for n in MAP_NAMES])
+
+    base = outputs(model)
+    noise = torch.Generator().manual_seed(0)
+    unused = []
+    for name, _ in model.named_parameters():
+        other = copy.deepcopy(model)
+        with torch.no_grad():  # random, not constant: a constant shift can cancel in a normalisation
+            p = dict(other.named_parameters())[name]
+            p.add_(torch.randn(p.shape, generator=noise) * 0.5)
+        if torch.allclose(outputs(other), base, atol=1e-6, rtol=0):
+            unused.append(name)
+    assert unused == []

@@ -18,6 +18,8 @@ from pipelines.figures import grouped_joint_order, read_row_labels
 from pose.skeleton_file import read_skeleton
 from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
 
+pytestmark = pytest.mark.slow  # whole-folder runs of the real clips, several times over
+
 CLIPS = sorted(p.name for p in VIDEOS_DIR.glob("*.mp4"))
 SCHEMA = json.loads((ROOT / "pipelines" / "labels.schema.json").read_text())
 
@@ -146,8 +148,13 @@ def test_annotated_clip_is_h264_with_source_geometry_and_overlay_on_skeleton(fir
     assert background < 15, background
 
 
-def test_second_run_does_no_work_and_overwrite_redoes(first_run, inputs):
-    _, out = first_run
+def _copy_of(first_run, tmp_path: Path) -> Path:
+    """The first run's outputs in a folder of this test's own (the module's run stays as it was)."""
+    return Path(shutil.copytree(first_run[1], tmp_path / "out"))
+
+
+def test_second_run_does_no_work_and_overwrite_redoes(first_run, inputs, tmp_path):
+    out = _copy_of(first_run, tmp_path)
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.labels.json")}
     res = _run(inputs, "--out", out, "--weights", GOLDEN_DIR / "weights.pt", "--export-clips")
     assert res.returncode == 1  # the three broken files still fail
@@ -160,8 +167,8 @@ def test_second_run_does_no_work_and_overwrite_redoes(first_run, inputs):
     assert all(p.stat().st_mtime_ns > stamps[p.name] for p in out.glob("*.labels.json"))
 
 
-def test_shards_cover_the_input_exactly_once(first_run, inputs):
-    _, out = first_run
+def test_shards_cover_the_input_exactly_once(first_run, inputs, tmp_path):
+    out = _copy_of(first_run, tmp_path)
     seen = []
     for k in range(2):
         res = _run(inputs, "--out", out, "--weights", GOLDEN_DIR / "weights.pt", "--export-clips", "--shard", f"{k}/2")

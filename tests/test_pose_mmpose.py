@@ -44,6 +44,7 @@ def _frames(n: int):
     return out
 
 
+@pytest.mark.slow
 def test_random_rtmw_runs_on_a_real_clip(estimator):
     s = extract_skeleton(CLIP, estimator)
     n = sum(1 for _ in iter_frames(CLIP, decode=False))

@@ -169,6 +169,7 @@ def test_unlabelled_split_still_gives_a_submission(tmp_path, golden_raw, golden_
     assert (out / "prediction.zip").is_file() and "metrics" not in json.loads((out / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes_train_one_epoch(tiny_root, tmp_path):
     work = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -181,12 +181,12 @@ class TemporalBlockDropout(RandomStep):
         return f"TemporalBlockDropout([{self.min_len}, {self.max_len}] frames, p={self.p})"
 
 
-# Defaults of the ``augment`` section of a config: the released recipe, i.e. STCA as the paper
-# describes it at the MA-52 probability plus the released code's masking augmentations, which
-# did reach its model (docs/mmn-computation.md §1). The one source: configs state only changes.
+# Defaults of the ``augment`` section of a config: STCA as the paper describes it, at the MA-52
+# probability (docs/mmn-computation.md §1). The one source of these values: configs state only
+# what they change (the released recipe in configs/_base_.py adds the masking steps).
 AUGMENT_DEFAULTS: dict[str, Any] = dict(
     p=0.2, rotate_degrees=15.0, scale=(0.9, 1.1), translate=0.1, jitter_frames=3,
-    axis_mask=True, block_dropout=True, block_len=(4, 16))
+    axis_mask=False, block_dropout=False, block_len=(4, 16))
 
 
 def _seed_sequence(seed: int | np.random.SeedSequence | None) -> np.random.SeedSequence:
