@@ -21,7 +21,16 @@ import numpy as np
 from app.config import AppConfig
 from app.validate import CheckedVideo
 from core.atomic import atomic_write_text
-from pipelines.job import LAYOUT, JobOptions, Outputs, SharedEstimator, VideoJob, option_default, process_video
+from pipelines.job import (
+    LAYOUT,
+    JobOptions,
+    Outputs,
+    SharedEstimator,
+    VideoJob,
+    option_default,
+    process_video,
+    write_annotations,
+)
 from pipelines.labels_doc import NO_WEIGHTS_REASON
 from pipelines.motion_energy import normalise_heat
 from pose.postprocess import SmoothingConfig
@@ -121,6 +130,7 @@ class Analysis:
     outputs: Outputs
     has_labels: bool
     extras: dict[str, Any] = field(default_factory=dict)
+    region_motion: dict[str, np.ndarray] | None = None  # body part → (N,) pixel motion energy
 
     @property
     def duration_s(self) -> float:
@@ -130,7 +140,7 @@ class Analysis:
         """The small, path-free part kept in the browser session for the window slider."""
         return {"name": self.name, "doc": self.doc, "fps": self.fps, "keypoints": self.keypoints,
                 "heat": self.heat, "heat_source": self.heat_source, "energy": self.energy,
-                "has_labels": self.has_labels}
+                "has_labels": self.has_labels, "region_motion": self.region_motion}
 
 
 def safe_key(name: str) -> str:
@@ -200,7 +210,7 @@ def analyse(video: CheckedVideo, settings: Settings, models: Models | None, cfg:
     opts = JobOptions(out=workdir, pose_backend=cfg.pose_backend, pose_options=dict(cfg.pose_options),
                       smoothing=settings.smoothing(), window=settings.window_s, stride=settings.stride_s,
                       heatmap=settings.heatmap, export_clips=True, pictures=False,  # the page draws its own figures
-                      overwrite=True, max_frames=cfg.max_frames)
+                      elan=True, overwrite=True, max_frames=cfg.max_frames)
     kept: dict[str, Any] = {}
 
     def keep(skeleton, result) -> None:
@@ -211,6 +221,9 @@ def analyse(video: CheckedVideo, settings: Settings, models: Models | None, cfg:
     # the document must not carry the server's upload path: name the file as uploaded
     doc["video"]["path"] = video.name
     doc["video"]["file_name"] = video.name
+    # and so must the downloads: the .eaf links the video by its name (beside the .eaf)
+    write_annotations(doc, Path(video.name), outputs, opts, recognizer.taxonomy if recognizer is not None else None,
+                      absolute_link=False)
     atomic_write_text(outputs.labels, json.dumps(doc, indent=1))
     result, skel = kept["result"], kept["skeleton"]
     return Analysis(name=video.name, doc=doc, fps=float(doc["video"]["fps"]),
@@ -218,4 +231,6 @@ def analyse(video: CheckedVideo, settings: Settings, models: Models | None, cfg:
                     heat=normalise_heat(result.frame_heat).astype(np.float32), heat_source=result.heat_source,
                     energy=result.extras["motion_energy"].sum(axis=1).astype(np.float32), outputs=outputs,
                     has_labels=recognizer is not None,
-                    extras={"labels_absent_reason": None if recognizer is not None else NO_WEIGHTS_REASON})
+                    extras={"labels_absent_reason": None if recognizer is not None else NO_WEIGHTS_REASON},
+                    region_motion=None if skel.region_motion is None else
+                    {name: skel.region_motion[:, i] for i, (name, _) in enumerate(LAYOUT.parts)})

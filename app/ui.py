@@ -86,7 +86,7 @@ def window_views(state: dict[str, Any], t: float, workdir: Path) -> tuple[str, s
                                title=f"{span}: mean heat on the pose at {frame / fps:.2f} s")
     tl = figures.timeline(duration, doc["segments"], doc["windows"], state["energy"], fps, marker_s=t,
                           note=None if state["has_labels"] else "no labels (no checkpoint configured)",
-                          body_levels=body_levels_of(doc))
+                          body_levels=body_levels_of(doc), region_motion=state.get("region_motion"))
     return (table, str(hm.save(workdir / "heatmap.png")), str(sk.save(workdir / "skeleton.png")),
             str(tl.save(workdir / "timeline.png")))
 
@@ -165,6 +165,7 @@ def build_app(cfg: AppConfig, models: Models | None, folders: RequestFolders) ->
         slider = gr.Slider(minimum=0.0, maximum=round(a.duration_s, 2), value=t0, step=round(1.0 / a.fps, 4),
                            interactive=True, label="Time (s): pick a window")
         files = [str(a.outputs.clip), str(a.outputs.labels), str(a.outputs.skeleton)]
+        files += [str(p) for p in (a.outputs.events, a.outputs.eaf) if p.is_file()]  # for BORIS / R and ELAN
         return (status, str(a.outputs.clip), tl, clip_html, slider, table, hm, sk, files, state)
 
     def pick_window(state: dict[str, Any] | None, t: float) -> Iterator[tuple]:

@@ -119,6 +119,10 @@ def check_upload(path: str | os.PathLike | None, limits: Limits,
 
     from pose.video import VideoError, probe_video
 
+    declared = _declared_pixels(resolved)  # from the header, before any frame is decoded
+    if declared > limits.max_frame_pixels:
+        raise UploadError(f"{name}: frames of {declared / 1e6:.1f} megapixels are larger than the limit of "
+                          f"{limits.max_frame_pixels / 1e6:.1f} megapixels; scale the video down.")
     try:
         info = probe_video(resolved)
     except VideoError as e:
@@ -138,6 +142,20 @@ def check_upload(path: str | os.PathLike | None, limits: Limits,
         raise UploadError(f"{name}: {duration:.1f} s is longer than the limit of {limits.max_duration_s:g} s; "
                           f"cut the video shorter (or raise max_duration_s).")
     return CheckedVideo(resolved, name, container, size, info.width, info.height, float(info.fps), frames, duration)
+
+
+def _declared_pixels(path: Path) -> int:
+    """Width × height of the first video stream as its header declares it (0 if unreadable)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if container.streams.video:
+                ctx = container.streams.video[0].codec_context
+                return int(ctx.width or 0) * int(ctx.height or 0)
+    except (av.FFmpegError, OSError, ValueError):
+        pass
+    return 0
 
 
 def _count_frames(path: Path, stop_after: int) -> int:

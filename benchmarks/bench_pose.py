@@ -34,9 +34,11 @@ from pose.estimators import create_estimator  # noqa: E402
 from pose.extract import extract_skeleton  # noqa: E402
 from pose.measure import amplitude, jitter, lag  # noqa: E402
 from pose.postprocess import SmoothingConfig, smooth  # noqa: E402
+from pose.region_motion import RegionMotionEnergy  # noqa: E402
 from pose.video import iter_frames  # noqa: E402
 
-DEFAULT_VIDEOS = ROOT.parent / "shared" / "fixtures" / "videos"
+DEFAULT_VIDEOS = ROOT / "examples" / "videos"
+REPEATS = 3
 # joints that should be still in each clip (the seated subject's feet, or hips while rocking)
 STILL = {"0019_02_0078.mp4": (15, 16, 24, 25), "0010_02_0101.mp4": (13, 14, 15, 16, 20, 21, 24, 25),
          "0030_01_0002.mp4": (11, 12, 19)}
@@ -81,11 +83,26 @@ def bench_speed(videos: list[Path]) -> list[dict]:
             for _ in est.stream(iter_frames(v)):
                 pass
             estimate, estimate_cpu = time.perf_counter() - t, _cpu_s() - c
+            # the whole pose stage with and without the per-part pixel motion, interleaved so that
+            # drifting load hits both alike; medians of REPEATS
+            with_mea, without = [], []
+            for _ in range(REPEATS):
+                for region_motion, times in ((False, without), (True, with_mea)):
+                    t = time.perf_counter()
+                    extract_skeleton(v, est, region_motion=region_motion)
+                    times.append(time.perf_counter() - t)
+            extract, baseline = float(np.median(with_mea)), float(np.median(without))
+            frames = [f for _, _, f in iter_frames(v)]
+            acc = RegionMotionEnergy()
+            kp = extract_skeleton(v, est).keypoints
             t = time.perf_counter()
-            extract_skeleton(v, est)
-            extract = time.perf_counter() - t
+            for f, frame in enumerate(frames):
+                acc.update(frame, kp[f][None])
+            mea_ms = 1000 * (time.perf_counter() - t) / n
             rows.append({"video": v.name, "frames": n, "decode_fps": n / decode,
                          "estimate_fps": n / estimate, "extract_fps": n / extract,
+                         "extract_fps_without_region_motion": n / baseline,
+                         "region_motion_fps_ratio": baseline / extract, "region_motion_ms_per_frame": mea_ms,
                          "estimate_cpu_ms_per_frame": 1000 * estimate_cpu / n})
     finally:
         est.close()
@@ -130,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"machine": machine(), "backend": "mediapipe (Holistic, model_complexity=1)"}
     result["speed"] = bench_speed(videos)
     total = sum(r["frames"] for r in result["speed"])
-    for key in ("decode_fps", "estimate_fps", "extract_fps"):
+    for key in ("decode_fps", "estimate_fps", "extract_fps", "extract_fps_without_region_motion"):
         result[f"overall_{key}"] = total / sum(r["frames"] / r[key] for r in result["speed"])
     print(f"machine: {result['machine']['cpu']} ({result['machine']['logical_cpus']} logical CPUs), "
           f"load average at start {result['machine']['load_average_1m']}")
@@ -144,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'all':20s} {total:6d} {result['overall_decode_fps']:11.1f} "
           f"{result['overall_estimate_fps']:13.1f} {result['overall_extract_fps']:12.1f} "
           f"{result['overall_estimate_cpu_ms_per_frame']:13.1f}")
+    keep = result["overall_extract_fps"] / result["overall_extract_fps_without_region_motion"]
+    mea_ms = sum(r["region_motion_ms_per_frame"] * r["frames"] for r in result["speed"]) / total
+    result["region_motion_fps_kept"] = keep
+    print(f"pose stage with per-part pixel motion: {100 * keep:.1f}% of the frames/s without it "
+          f"(accumulator alone {mea_ms:.2f} ms/frame); single-core SGEMM "
+          f"{result['machine']['sgemm_gflops_1core']} GFLOP/s")
     if args.smoothing:
         result["smoothing"] = bench_smoothing(videos)
         print(f"\n{'video':18s} {'method':28s} {'jitter':>7s} {'x raw':>6s} {'nose amp':>9s} "

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ HEAT_NAMES = {
     "gate_temporal": "temporal gate", "gate_skeletal": "skeletal gate", "gate_motion": "motion gate",
     "agg_max": "aggregated feature (channel max)", "motion_energy": "motion energy (model-free)",
 }
+PART_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")  # one per body part
 ROWS_KEY = "mmn:rows"  # PNG text chunk: JSON list of the heatmap's row labels, top to bottom
 
 
@@ -117,7 +118,8 @@ def pack_rows(spans: Sequence[tuple[float, float]], max_rows: int = 8) -> list[i
 def timeline(duration_s: float, segments: Sequence[dict[str, Any]], windows: Sequence[dict[str, Any]],
              energy: np.ndarray | None = None, fps: float | None = None, marker_s: float | None = None,
              note: str | None = None, title: str = "Predicted micro-actions over time",
-             body_levels: Sequence[tuple[str, str]] = (), width_in: float = 12.0, dpi: int = 100) -> Picture:
+             body_levels: Sequence[tuple[str, str]] = (), region_motion: Mapping[str, np.ndarray] | None = None,
+             width_in: float = 12.0, dpi: int = 100) -> Picture:
     """Micro-action timeline of one video.
 
     Args:
@@ -132,15 +134,19 @@ def timeline(duration_s: float, segments: Sequence[dict[str, Any]], windows: Seq
         title: the figure's title (top left; the body-level legend is top right).
         body_levels: the taxonomy's ``(code, name)`` body levels (the labels document's
             ``model.taxonomy.body_levels``): colours and legend; empty for a taxonomy without.
+        region_motion: body part → (N,) pixel motion energy per frame (grey levels per pixel),
+            drawn as one curve per part in a fourth panel.
     """
     duration_s = max(float(duration_s), 1e-3)
     labelled = [w for w in windows if w.get("top_k")]
     rows = pack_rows([(w["start_s"], w["end_s"]) for w in windows])
     n_rows = max(rows, default=0) + 1
-    fig = Figure(figsize=(width_in, 3.2 + 0.12 * n_rows))
-    gs = fig.add_gridspec(3, 1, height_ratios=[1.25, 0.35 + 0.12 * n_rows, 0.8], hspace=0.12)
-    ax_seg, ax_win, ax_en = (fig.add_subplot(gs[i]) for i in range(3))
-    for ax in (ax_seg, ax_win, ax_en):
+    ratios = [1.25, 0.35 + 0.12 * n_rows, 0.8] + ([1.2] if region_motion else [])
+    fig = Figure(figsize=(width_in, 3.2 + 0.12 * n_rows + (1.4 if region_motion else 0.0)))
+    gs = fig.add_gridspec(len(ratios), 1, height_ratios=ratios, hspace=0.12)
+    axes = [fig.add_subplot(gs[i]) for i in range(len(ratios))]
+    ax_seg, ax_win, ax_en = axes[:3]
+    for ax in axes:
         ax.set_xlim(0, duration_s)
         ax.set_yticks([])
         for side in ("top", "right"):
@@ -185,16 +191,29 @@ def timeline(duration_s: float, segments: Sequence[dict[str, Any]], windows: Seq
                         ha="center", va="center", fontsize=7, color="white", clip_on=True)
 
     # motion energy
-    ax_en.set_ylabel("motion\nenergy", rotation=0, ha="right", va="center")
-    ax_en.set_xlabel("time (s)")
+    ax_en.set_ylabel("skeleton\nmotion", rotation=0, ha="right", va="center")
+    axes[-1].set_xlabel("time (s)")
     if energy is not None and len(energy) > 1 and fps:
         e = np.nan_to_num(np.asarray(energy, np.float64))
         t = (np.arange(len(e)) + 0.5) / fps
         ax_en.fill_between(t, 0, e, color="0.55", alpha=0.5, linewidth=0)
         ax_en.plot(t, e, color="0.25", linewidth=1)
         ax_en.set_ylim(0, max(float(e.max()) * 1.1, 1e-6))
+    if region_motion:
+        ax_en.tick_params(labelbottom=False)
+        ax_px = axes[3]
+        ax_px.set_ylabel("pixel motion\nper part", rotation=0, ha="right", va="center")
+        top = 1e-6
+        for i, (name, series) in enumerate(region_motion.items()):
+            v = np.asarray(series, np.float64)
+            t = (np.arange(len(v)) + 0.5) / fps if fps else np.arange(len(v))
+            ax_px.plot(t, v, color=PART_COLOURS[i % len(PART_COLOURS)], linewidth=1.1, label=name)
+            if np.isfinite(v).any():
+                top = max(top, float(np.nanmax(v)))
+        ax_px.set_ylim(0, top * 1.1)
+        ax_px.legend(loc="upper right", ncol=len(region_motion), fontsize=8, frameon=False)
     if marker_s is not None:
-        for ax in (ax_seg, ax_win, ax_en):
+        for ax in axes:
             ax.axvline(marker_s, color="black", linewidth=1.5, linestyle="--")
 
     handles = [Patch(facecolor=body_colour(i), label=f"{code} {name}") for i, (code, name) in enumerate(body_levels)]

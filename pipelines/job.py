@@ -13,6 +13,8 @@ atomically (:mod:`core.atomic`):
   (schema ``pipelines/labels.schema.json``); written last, so it marks the video done;
 - ``KEY.heatmap.png``, ``KEY.timeline.png`` (``pictures``); ``KEY.annotated.mp4``
   (``export_clips``);
+- ``KEY.events.csv``: one row per segment (:mod:`pipelines.events`); ``KEY.eaf``: the labels
+  as ELAN tiers with the video linked (``elan``, :mod:`pipelines.elan`);
 - ``KEY.failed.json`` instead of all of those for a video that failed: stage, reason, and the
   file's size and modification time, so an unchanged broken file is not retried.
 
@@ -55,6 +57,8 @@ __all__ = ["JobOptions", "Outputs", "ProgressFactory", "SharedEstimator", "Stage
 
 ProgressFactory = Callable[[int, str], Any]  # (total, description) -> context manager with .update(n)
 LAYOUT = MA52_44  # the pose stage makes MA-52 skeletons; checkpoints must read them
+REGION_MOTION_VERSION = 1  # pixel motion per body part measured in the pose pass (skeletons before it: redone)
+HEAT_VERSION = 2  # the model-free heat: 2 = movement above the estimator's noise (pipelines.motion_energy)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class JobOptions:
     export_clips: bool = False
     clip_preset: str = "veryfast"
     pictures: bool = True             # KEY.heatmap.png and KEY.timeline.png
+    elan: bool = False                # KEY.eaf (ELAN); KEY.events.csv is always written
     overwrite: bool = False
     max_frames: int | None = None     # refuse longer videos (the app bounds work with it)
 
@@ -118,19 +123,24 @@ class Outputs:
     timeline: Path
     clip: Path
     failed: Path
+    motion: Path
+    events: Path                      # KEY.events.csv: one row per segment (always)
+    eaf: Path                         # KEY.eaf: ELAN tiers (with JobOptions.elan)
 
     @classmethod
     def for_key(cls, out_dir: Path, key: str) -> Outputs:
         return cls(out_dir / f"{key}.skeleton.h5", out_dir / f"{key}.labels.json", out_dir / f"{key}.heatmap.png",
-                   out_dir / f"{key}.timeline.png", out_dir / f"{key}.annotated.mp4", out_dir / f"{key}.failed.json")
+                   out_dir / f"{key}.timeline.png", out_dir / f"{key}.annotated.mp4", out_dir / f"{key}.failed.json",
+                   out_dir / f"{key}.motion.csv", out_dir / f"{key}.events.csv", out_dir / f"{key}.eaf")
 
     def all(self) -> tuple[Path, ...]:
-        return (self.skeleton, self.labels, self.heatmap, self.timeline, self.clip, self.failed)
+        return (self.skeleton, self.labels, self.heatmap, self.timeline, self.clip, self.failed, self.motion,
+                self.events, self.eaf)
 
     def expected(self, opts: JobOptions) -> tuple[Path, ...]:
         """The files a finished video has under ``opts``."""
-        return ((self.labels, self.skeleton) + ((self.heatmap, self.timeline) if opts.pictures else ())
-                + ((self.clip,) if opts.export_clips else ()))
+        return ((self.labels, self.skeleton, self.motion) + ((self.heatmap, self.timeline) if opts.pictures else ())
+                + ((self.clip,) if opts.export_clips else ()) + (self.events,) + ((self.eaf,) if opts.elan else ()))
 
     def clean_leftovers(self) -> int:
         """Delete this video's temporary files from an interrupted run (only this video's)."""
@@ -183,7 +193,7 @@ def input_fingerprint(path: Path) -> dict[str, Any]:
 
 def pose_record(opts: JobOptions) -> dict[str, Any]:
     return {"backend": opts.pose_backend, "options": {k: str(v) for k, v in sorted(opts.pose_options.items())},
-            "smoothing": opts.smoothing_config().to_dict()}
+            "smoothing": opts.smoothing_config().to_dict(), "region_motion": REGION_MOTION_VERSION}
 
 
 def job_record(job: VideoJob, opts: JobOptions, recognizer: Any) -> dict[str, Any]:
@@ -193,8 +203,9 @@ def job_record(job: VideoJob, opts: JobOptions, recognizer: Any) -> dict[str, An
         "pose": pose_record(opts),
         "labels": {"checkpoints": [m.meta.sha256 for m in recognizer.streams] if recognizer is not None else [],
                    "window_s": opts.window, "stride_s": opts.stride, "threshold": opts.threshold,
-                   "top_k": opts.top_k, "heatmap": opts.heatmap if recognizer is not None else None},
-        "outputs": {"pictures": opts.pictures, "clip": opts.export_clips},
+                   "top_k": opts.top_k, "heatmap": opts.heatmap if recognizer is not None else None,
+                   "model_free_heat": HEAT_VERSION},
+        "outputs": {"pictures": opts.pictures, "clip": opts.export_clips, "elan": opts.elan},
     }
 
 
@@ -285,6 +296,28 @@ def load_or_extract_skeleton(job: VideoJob, outputs: Outputs, opts: JobOptions, 
     return skel
 
 
+def motion_csv(result: LabelResult, fps: float, layout: Any) -> str:
+    """``KEY.motion.csv``: per frame, each body part's skeleton heat (mean over its joints,
+    torso lengths per second) and pixel motion energy (grey levels per pixel; empty where not
+    measured or the part is absent)."""
+    import csv
+    import io
+
+    parts = [name for name, _ in layout.parts]
+    heat = result.extras["motion_energy"]
+    part_heat = np.stack([heat[:, list(js)].mean(axis=1) for _, js in layout.parts], axis=1)
+    pixels = result.extras.get("region_motion")
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    cols = [p.replace(" ", "_") for p in parts]
+    w.writerow(["frame", "time_s"] + [f"heat_{p}" for p in cols] + [f"pixels_{p}" for p in cols])
+    for f in range(len(heat)):
+        px = ["" if pixels is None or not np.isfinite(v) else f"{v:.4f}" for v in
+              (pixels[f] if pixels is not None else [np.nan] * len(parts))]
+        w.writerow([f, f"{f / fps:.4f}"] + [f"{v:.5f}" for v in part_heat[f]] + px)
+    return buf.getvalue()
+
+
 def write_pictures(job: VideoJob, fps: float, result: LabelResult, outputs: Outputs, has_labels: bool,
                    body_levels: list[tuple[str, str]]) -> None:
     """``KEY.heatmap.png`` (joints × time, heat scaled as on the clip) and ``KEY.timeline.png``."""
@@ -297,10 +330,36 @@ def write_pictures(job: VideoJob, fps: float, result: LabelResult, outputs: Outp
     timeline = figures.timeline(n / fps, result.segments, result.windows,
                                 result.extras["motion_energy"].sum(axis=1), fps,
                                 note=None if has_labels else NO_LABELS_NOTE,
-                                title=f"{job.path.name} · micro-actions over time", body_levels=body_levels)
+                                title=f"{job.path.name} · micro-actions over time", body_levels=body_levels,
+                                region_motion=_region_series(result, LAYOUT))
     for picture, path in ((heatmap, outputs.heatmap), (timeline, outputs.timeline)):
         with atomic_path(path) as tmp:
             picture.save(tmp)
+
+
+def _region_series(result: LabelResult, layout: Any) -> dict[str, np.ndarray] | None:
+    pixels = result.extras.get("region_motion")
+    return None if pixels is None else {name: pixels[:, i] for i, (name, _) in enumerate(layout.parts)}
+
+
+def write_annotations(doc: Mapping[str, Any], video: Path, outputs: Outputs, opts: JobOptions, taxonomy: Any,
+                      absolute_link: bool = True) -> None:
+    """``KEY.events.csv`` (always) and ``KEY.eaf`` (with ``opts.elan``) from the labels
+    document; raises :class:`StageError` (stage ``annotations``). ``absolute_link``: False
+    links the video in the .eaf by its name only (files handed to someone else)."""
+    from pipelines.elan import write_eaf
+    from pipelines.events import write_events_csv
+
+    path = outputs.events
+    try:
+        write_events_csv(doc, path)
+        if opts.elan:
+            path = outputs.eaf
+            write_eaf(doc, path, video, taxonomy=taxonomy, absolute_link=absolute_link)
+    except OSError as e:
+        raise _io_error("annotations", path, e) from e
+    except Exception as e:  # a writer's failure must not end the folder job
+        raise StageError("annotations", f"{path}: {type(e).__name__}: {e}") from e
 
 
 def export_clip(job: VideoJob, fps: float, skel: Any, result: LabelResult, outputs: Outputs, has_labels: bool,
@@ -329,7 +388,7 @@ def process_video(job: VideoJob, opts: JobOptions, recognizer: Any = None,
                   record: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run one video end to end (pose → windows → MMN → outputs); returns its labels
     document, written last to ``KEY.labels.json``. Raises :class:`StageError` naming the
-    stage (probe, decode, pose, model, pictures, render, labels) for anything that goes wrong
+    stage (probe, decode, pose, model, pictures, render, annotations, labels) for anything that goes wrong
     with this video, a full disk included. ``recognizer``: a :class:`mmn.Recognizer` or None
     (no labels). ``on_result(skeleton, label_result)`` is called once the windows are
     classified. ``estimator`` shares one pose model across videos (default: one per call).
@@ -356,6 +415,8 @@ def process_video(job: VideoJob, opts: JobOptions, recognizer: Any = None,
         raise StageError("decode", str(e)) from None
     except (ValueError, RuntimeError, OSError) as e:
         raise StageError("pose", f"{job.path}: {e}") from None
+    except Exception as e:  # a library failing on odd input (cv2.error …) must not end the folder job
+        raise StageError("pose", f"{job.path}: {type(e).__name__}: {e}") from None
     timing["pose"] = time.perf_counter() - t0
 
     present = np.isfinite(skel.keypoints).all(axis=2).any(axis=1)
@@ -367,7 +428,8 @@ def process_video(job: VideoJob, opts: JobOptions, recognizer: Any = None,
     windows = make_windows(len(skel.keypoints), fps, opts.window, opts.stride)
     try:
         result = label_track(skel.keypoints, fps, windows, LAYOUT, recognizer, top_k=opts.top_k,
-                             threshold=opts.threshold, heatmap=opts.heatmap, batch_size=opts.batch_size)
+                             threshold=opts.threshold, heatmap=opts.heatmap, batch_size=opts.batch_size,
+                             flags=skel.flags, region_motion=skel.region_motion)
     except (ValueError, RuntimeError) as e:
         raise StageError("model", f"{job.path}: {type(e).__name__}: {e}") from None
     timing["model"] = time.perf_counter() - t1
@@ -408,8 +470,14 @@ def process_video(job: VideoJob, opts: JobOptions, recognizer: Any = None,
         outputs={"skeleton": outputs.skeleton.name, "labels": outputs.labels.name,
                  "heatmap_png": outputs.heatmap.name if opts.pictures else None,
                  "timeline_png": outputs.timeline.name if opts.pictures else None,
-                 "annotated_clip": outputs.clip.name if opts.export_clips else None},
+                 "annotated_clip": outputs.clip.name if opts.export_clips else None,
+                 "events_csv": outputs.events.name, "eaf": outputs.eaf.name if opts.elan else None},
         job=record, timing=timing)
+    try:
+        atomic_write_text(outputs.motion, motion_csv(result, fps, LAYOUT))
+    except OSError as e:
+        raise _io_error("labels", outputs.motion, e) from e
+    write_annotations(doc, job.path, outputs, opts, recognizer.taxonomy if recognizer is not None else None)
     try:
         atomic_write_text(outputs.labels, json.dumps(doc, indent=1))
     except OSError as e:

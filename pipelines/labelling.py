@@ -6,6 +6,7 @@ frames. Without a recognizer only the model-free motion-energy heat is made and 
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from mmn.inference import Recognizer
 from pipelines.motion_energy import motion_energy
 from pipelines.windowing import Window, merge_segments, windows_to_frames
 
+REGION_UNIT = "grey levels per pixel between consecutive frames (0-255)"
 MIN_PRESENT_FRACTION = 0.5  # a window needs the subject in at least half of its frames
 
 
@@ -67,7 +69,8 @@ def _present(clip: np.ndarray) -> np.ndarray:
 def label_track(keypoints: np.ndarray, fps: float, windows: Sequence[Window], layout: SkeletonLayout,
                 recognizer: Recognizer | None, *, top_k: int = 5, threshold: float = 0.5,
                 heatmap: str = "msm_gamma", batch_size: int = 64,
-                progress: Callable[[int], None] | None = None) -> LabelResult:
+                progress: Callable[[int], None] | None = None, flags: np.ndarray | None = None,
+                region_motion: np.ndarray | None = None) -> LabelResult:
     """Classify every window (if ``recognizer``) and build per-frame heat and annotations.
 
     ``keypoints`` (N, V, 2) pixels, NaN where missing; ``windows`` from
@@ -75,7 +78,7 @@ def label_track(keypoints: np.ndarray, fps: float, windows: Sequence[Window], la
     :data:`mmn.model.MAP_NAMES` (used with a recognizer) — without one the heat is motion energy.
     """
     n = keypoints.shape[0]
-    energy = motion_energy(keypoints, layout)
+    energy = motion_energy(keypoints, layout, fps, flags)
     records: list[dict[str, Any]] = []
     usable = [w for w in windows if _present(keypoints[w.start:w.end]).mean() >= MIN_PRESENT_FRACTION]
     usable_ids = {w.index for w in usable}
@@ -106,6 +109,8 @@ def label_track(keypoints: np.ndarray, fps: float, windows: Sequence[Window], la
                                "start_s": round(start_s, 4), "end_s": round(end_s, 4)}
         heat = frame_heat[w.start:w.end].mean(axis=0)
         rec["joint_heat"] = [round(float(v), 6) for v in heat]
+        if region_motion is not None:
+            rec["region_motion"] = _region_means(region_motion[w.start:w.end], layout)
         if w.index not in usable_ids:
             rec["skipped"] = "subject absent in more than half of the window"
         elif preds is not None:
@@ -138,7 +143,31 @@ def label_track(keypoints: np.ndarray, fps: float, windows: Sequence[Window], la
                 seg.update(body=c.body, body_code=c.body_code)
             segments.append(seg)
     return LabelResult(records, segments, frame_heat.astype(np.float32), heat_source, frame_top,
-                       frame_body, {"motion_energy": energy})
+                       frame_body, {"motion_energy": energy, "region_motion": region_motion})
+
+
+def _region_means(values: np.ndarray, layout: SkeletonLayout) -> dict[str, float | None]:
+    """Per-part means over frames of (L, P) region values (None where never measured)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a part absent throughout
+        means = np.nanmean(values, axis=0) if len(values) else np.full(len(layout.parts), np.nan)
+    return {name: (round(float(m), 4) if np.isfinite(m) else None) for (name, _), m in zip(layout.parts, means)}
+
+
+def motion_summary(frame_heat: np.ndarray, region_motion: np.ndarray | None, layout: SkeletonLayout,
+                   heat_source: str) -> dict[str, Any]:
+    """The labels JSON's ``motion`` part: each body part's pixel motion energy (mean), and the
+    hottest part by the skeleton heat and by pixels, side by side."""
+    heat_parts = heat_summary(frame_heat, layout, heat_source)["per_part_mean"]
+    out: dict[str, Any] = {"regions": [name for name, _ in layout.parts], "unit": REGION_UNIT,
+                           "pixels_per_part_mean": None, "hottest_part": {"heat": max(heat_parts, key=heat_parts.get),
+                                                                          "pixels": None}}
+    if region_motion is not None:
+        pixels = _region_means(region_motion, layout)
+        out["pixels_per_part_mean"] = pixels
+        measured = {k: v for k, v in pixels.items() if v is not None}
+        out["hottest_part"]["pixels"] = max(measured, key=measured.get) if measured else None
+    return out
 
 
 def heat_summary(frame_heat: np.ndarray, layout: SkeletonLayout, source: str, top: int = 5) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipelines.labelling import LabelResult, heat_summary
+from pipelines.labelling import LabelResult, heat_summary, motion_summary
 from pipelines.windowing import Window
 
 __all__ = ["NO_LABELS_NOTE", "NO_WEIGHTS_REASON", "SCHEMA_VERSION", "body_levels_of", "labels_document"]
@@ -53,6 +53,8 @@ def labels_document(*, video: Mapping[str, Any], pose: Mapping[str, Any], recogn
         "windows": result.windows,
         "segments": result.segments,
         "heatmap": heat_summary(result.frame_heat, layout, result.heat_source),
+        "motion": motion_summary(result.extras["motion_energy"], result.extras.get("region_motion"), layout,
+                                 "motion_energy"),
         "outputs": dict(outputs),
         "job": dict(job),
         "timing_s": {k: round(v, 3) for k, v in timing.items()},

@@ -1,51 +1,134 @@
-"""Model-free per-joint motion energy: how much each joint moves, frame by frame.
+"""Model-free per-joint motion heat: movement above the pose estimator's noise.
 
-Used as the heatmap when no MMN checkpoint is given, and drawn as the timeline curve. Speeds
-are divided by the subject's torso length so that the numbers do not depend on how large
-the person appears in the frame.
+Used as the heat when no MMN checkpoint is given (clips, pictures, the app, the labels JSON's
+``per_part_mean`` and ``hottest_joints``, ``summary.csv``) and summed for the timeline curve.
+Three steps (measurements behind each in docs/motion-heat.md):
+
+1. :func:`displacement`: how far each joint travels over a short horizon,
+   ``|x(t+h) − x(t−h)|`` with h = 1/15 s. Jitter reverses direction frame to frame, so it
+   adds up in a sum of speeds but not in a net displacement.
+2. :func:`joint_noise`: each joint's noise level σ, the median size of the third difference
+   of its (smoothed) track per 10-s block; only ``max(0, D − 2σ)`` counts. A quadratic
+   smoother leaves little third difference of a real movement: what remains is noise.
+3. :func:`corroborate`: a joint's movement counts only as far as a joint one bone away also
+   moved. Bones are rigid: a joint moving alone while its neighbours stay put stretches all
+   its bones, the signature of an estimator error (the fingertips of clasped hands that the
+   hand model lets wander, a knee on a foreshortened thigh), not of a movement.
+
+Units: torso lengths (neck to hip centre, the subject's median) per second.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from core.layouts import MA52_44, SkeletonLayout
+from pose.keypoint_tables import FILLED, MISSING
+
+__all__ = ["HORIZON_S", "NOISE_K", "NOISE_WINDOW_S", "body_scale", "corroborate", "displacement", "joint_noise",
+           "motion_energy", "normalise_heat"]
+
+HORIZON_S = 1 / 15      # h: half the displacement span (2 frames at 30 fps)
+NOISE_K = 2.0           # the floor, in units of each joint's noise level σ
+NOISE_WINDOW_S = 10.0   # σ is measured per block of this many seconds
 
 
 def body_scale(keypoints: np.ndarray, layout: SkeletonLayout = MA52_44) -> float:
-    """Median torso length in pixels (neck to hip centre for MA-52; else the median extent of
+    """Median torso length in pixels (neck to hip centre; else the median vertical extent of
     the skeleton). ``keypoints`` (N, V, 2) with NaN where missing."""
     names = layout.joint_names
     if "neck" in names and "hip_centre" in names:
         d = keypoints[:, names.index("neck")] - keypoints[:, names.index("hip_centre")]
         lengths = np.linalg.norm(d, axis=-1)
     else:
-        lengths = np.nanmax(keypoints[..., 1], axis=1) - np.nanmin(keypoints[..., 1], axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lengths = np.nanmax(keypoints[..., 1], axis=1) - np.nanmin(keypoints[..., 1], axis=1)
     lengths = lengths[np.isfinite(lengths) & (lengths > 0)]
     return float(np.median(lengths)) if lengths.size else 1.0
 
 
-def joint_speed(keypoints: np.ndarray, layout: SkeletonLayout = MA52_44) -> np.ndarray:
-    """(N, V, 2) pixels → (N, V) float32 speed in torso lengths per frame (central
-    differences; 0 where a joint or its neighbour frame is missing)."""
+def displacement(keypoints: np.ndarray, h: int) -> np.ndarray:
+    """(N, V, 2) px → (N, V) float64 px: ``|x(t+h) − x(t−h)|``. Near the ends the span is cut
+    to the frames there are and scaled up to 2h; 0 where a joint is missing at either end."""
     kp = np.asarray(keypoints, np.float64)
     n = kp.shape[0]
     if n < 2:
+        return np.zeros(kp.shape[:2])
+    t = np.arange(n)
+    a, b = np.clip(t - h, 0, n - 1), np.clip(t + h, 0, n - 1)
+    d = np.linalg.norm(kp[b] - kp[a], axis=-1) * (2 * h / np.maximum(b - a, 1))[:, None]
+    return np.nan_to_num(d, nan=0.0)
+
+
+def joint_noise(keypoints: np.ndarray, flags: np.ndarray | None = None, fps: float = 30.0,
+                window_s: float | None = NOISE_WINDOW_S) -> np.ndarray:
+    """Per-joint noise level σ, (N, V) float64 px: the median of ``|Δ³x|`` (2-D norm) of each
+    joint's track in blocks of ``window_s`` seconds, interpolated between block centres.
+
+    The median is a robust scale: a movement shorter than half a block barely moves it, where
+    a root mean square would let a fast real movement raise its own floor. Samples touching a
+    MISSING or FILLED frame are left out; a joint with none left gets the median σ of the
+    others."""
+    kp = np.asarray(keypoints, np.float64)
+    n, v = kp.shape[:2]
+    if n < 4:
+        return np.zeros((n, v))
+    d3 = np.linalg.norm(np.diff(kp, 3, axis=0), axis=-1)  # (N-3, V): sample k spans frames k..k+3
+    if flags is not None:
+        bad = (np.asarray(flags) & (MISSING | FILLED)).astype(bool)
+        d3[bad[:-3] | bad[1:-2] | bad[2:-1] | bad[3:]] = np.nan
+    m = n - 3
+    w = m if window_s is None else max(8, int(round(window_s * fps)))
+    nb = max(1, int(round(m / w)))
+    edges = np.linspace(0, m, nb + 1).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
+        blocks = np.stack([np.nanmedian(d3[a:b], axis=0) for a, b in zip(edges[:-1], edges[1:])])
+        if not np.isfinite(blocks).all():
+            blocks = np.where(np.isfinite(blocks), blocks, np.nanmedian(blocks, axis=0, keepdims=True))
+            blocks = np.where(np.isfinite(blocks), blocks, np.nan_to_num(np.nanmedian(blocks), nan=0.0))
+    if nb == 1:
+        return np.broadcast_to(blocks[0], (n, v)).copy()
+    centres = (edges[:-1] + edges[1:]) / 2 + 1.5
+    t = np.arange(n)
+    return np.stack([np.interp(t, centres, blocks[:, j]) for j in range(v)], axis=1)
+
+
+def _neighbours(layout: SkeletonLayout) -> list[list[int]]:
+    nb: list[set[int]] = [set() for _ in range(layout.num_joints)]
+    for a, b in layout.bones:
+        nb[a].add(b)
+        nb[b].add(a)
+    return [sorted(s) for s in nb]
+
+
+def corroborate(energy: np.ndarray, layout: SkeletonLayout = MA52_44) -> np.ndarray:
+    """(N, V) → (N, V): ``min(E_j, max over the joints one bone away of E_i)`` per frame (a
+    joint without bones keeps its value)."""
+    e = np.asarray(energy, np.float64)
+    out = e.copy()
+    for j, ks in enumerate(_neighbours(layout)):
+        if ks:
+            out[:, j] = np.minimum(e[:, j], e[:, ks].max(axis=1))
+    return out
+
+
+def motion_energy(keypoints: np.ndarray, layout: SkeletonLayout = MA52_44, fps: float = 30.0,
+                  flags: np.ndarray | None = None) -> np.ndarray:
+    """Per-joint movement above the estimator's noise, corroborated along the bones.
+
+    ``keypoints`` (N, V, 2) px, NaN where missing (the stored, smoothed skeleton); ``flags``
+    (N, V) the skeleton's flags (FILLED/MISSING samples stay out of the noise estimate).
+    Returns (N, V) float32 ≥ 0 in torso lengths per second."""
+    kp = np.asarray(keypoints, np.float64)
+    if kp.shape[0] < 2:
         return np.zeros(kp.shape[:2], np.float32)
-    vel = np.gradient(kp, axis=0)
-    speed = np.linalg.norm(vel, axis=-1) / body_scale(kp, layout)
-    return np.nan_to_num(speed, nan=0.0).astype(np.float32)
-
-
-def motion_energy(keypoints: np.ndarray, layout: SkeletonLayout = MA52_44, smooth_frames: int = 5) -> np.ndarray:
-    """(N, V) float32 per-joint motion energy: speed averaged over a centred
-    ``smooth_frames`` window (a short box filter, so a twitch of one frame stays visible)."""
-    speed = joint_speed(keypoints, layout)
-    if smooth_frames <= 1 or speed.shape[0] < 2:
-        return speed
-    k = np.ones(smooth_frames) / smooth_frames
-    padded = np.pad(speed, ((smooth_frames // 2, smooth_frames - 1 - smooth_frames // 2), (0, 0)), mode="edge")
-    columns = [np.convolve(padded[:, j], k, mode="valid") for j in range(speed.shape[1])]
-    return np.stack(columns, axis=1).astype(np.float32)
+    h = max(1, int(round(HORIZON_S * fps)))
+    above_noise = np.maximum(0.0, displacement(kp, h) - NOISE_K * joint_noise(kp, flags, fps))
+    scale = body_scale(kp, layout) * (2 * h / fps)  # px per (torso length per second)
+    return (corroborate(above_noise, layout) / scale).astype(np.float32)
 
 
 def normalise_heat(heat: np.ndarray, percentile: float = 99.0) -> np.ndarray:

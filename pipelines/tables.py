@@ -21,7 +21,7 @@ __all__ = ["RunTables", "summary_row", "window_rows"]
 WINDOW_HEADER = ["video", "window", "start_s", "end_s", "start_frame", "end_frame", "top1_code", "top1_name",
                  "top1_prob", "body", "top_k", "skipped"]
 SUMMARY_HEADER = ["video", "status", "frames", "duration_s", "fps", "windows", "labelled_windows", "dominant_action",
-                  "heat_source", "hottest_joints"]
+                  "heat_source", "hottest_joints", "hottest_part_motion", "hottest_part_pixels"]
 FAILURE_HEADER = ["file", "stage", "reason"]
 
 
@@ -56,9 +56,10 @@ def summary_row(key: str, status: str, doc: dict | None) -> list[Any]:
         by_class[label] = by_class.get(label, 0.0) + s["end_s"] - s["start_s"]
     dominant = max(by_class, key=by_class.get) if by_class else ""
     labelled = sum(1 for w in doc["windows"] if "top_k" in w)
+    motion = doc["motion"]["hottest_part"]
     return [key, status, doc["video"]["frame_count"], doc["video"]["duration_s"], doc["video"]["fps"],
             len(doc["windows"]), labelled, dominant, doc["heatmap"]["source"],
-            " ".join(doc["heatmap"]["hottest_joints"][:3])]
+            " ".join(doc["heatmap"]["hottest_joints"][:3]), motion["heat"], motion["pixels"] or ""]
 
 
 @dataclass

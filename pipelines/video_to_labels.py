@@ -1,7 +1,7 @@
 """Label a folder of interview videos with a micro-action timeline per video.
 
     python -m pipelines.video_to_labels INPUT... --out DIR [--weights J.pt [--weights-bone B.pt]]
-        [--recursive] [--export-clips] [--window 2.0] [--stride 0.5] [--shard K/N] [--overwrite]
+        [--recursive] [--export-clips] [--elan] [--window 2.0] [--stride 0.5] [--shard K/N] [--overwrite]
 
 The per-video work and its outputs are :mod:`pipelines.job`; which videos and under which
 keys, :mod:`pipelines.discovery`; the run's ``windows.csv``, ``summary.csv`` and
@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="modulation map drawn as the per-joint heat (with --weights)")
     ap.add_argument("--batch-size", type=positive_int, default=d("batch_size"), help="windows per MMN batch")
     ap.add_argument("--export-clips", action="store_true", help="also write KEY.annotated.mp4")
+    ap.add_argument("--elan", action="store_true",
+                    help="also write KEY.eaf: the labels as ELAN tiers, linked to the video (KEY.events.csv is "
+                         "always written)")
     ap.add_argument("--clip-preset", default=d("clip_preset"), choices=CLIP_PRESETS,
                     help="x264 preset of the clips: ultrafast encodes ~2x faster, files ~2.6x larger")
     ap.add_argument("--shard", type=parse_shard, help="K/N: process the K-th of N deterministic shares")
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                           smoothing=args.smoothing, window=args.window, stride=args.stride,
                           threshold=args.threshold, top_k=args.top_k, heatmap=args.heatmap,
                           batch_size=args.batch_size, export_clips=args.export_clips, clip_preset=args.clip_preset,
+                          elan=args.elan,
                           overwrite=args.overwrite)
         ensure_writable_folder(args.out)
         jobs = discover(args.inputs, args.recursive, out_dir=args.out)

@@ -24,6 +24,7 @@ import numpy as np
 from .estimators import Estimator, boxes_from_keypoints, create_estimator
 from .keypoint_tables import MISSING, table_for
 from .postprocess import GapConfig, SmoothingConfig, postprocess
+from .region_motion import UNIT, RegionMotionEnergy
 from .skeleton_file import SCHEMA_VERSION, Skeleton, export_npy, write_skeleton
 from .subject import SubjectConfig, SubjectTracker
 from .video import VideoError, iter_frames, prefetch, probe_video
@@ -62,12 +63,20 @@ class _ProgressAdapter:
             self.bar.close()
 
 
+def _feeding(mea: RegionMotionEnergy, frames):
+    """Pass ``(index, t, frame)`` through, giving each frame to ``mea`` first (this runs in the
+    decode thread under :func:`prefetch`, beside the estimator)."""
+    for index, t, frame in frames:
+        mea.push_frame(index, frame)
+        yield index, t, frame
+
+
 def extract_skeleton(video_path: str | Path, backend: str | Estimator = "mediapipe", *,
                      smoothing: SmoothingConfig | dict | str | None = "default",
                      gap: GapConfig | None = None, subject: SubjectConfig | None = None,
                      estimator_options: dict[str, Any] | None = None,
                      progress: Progress = None, hash_whole_file: bool = False,
-                     max_frames: int | None = None) -> Skeleton:
+                     max_frames: int | None = None, region_motion: bool = True) -> Skeleton:
     """Estimate, map, follow and clean one subject's skeleton in a video.
 
     Args:
@@ -86,6 +95,9 @@ def extract_skeleton(video_path: str | Path, backend: str | Estimator = "mediapi
             the tqdm class itself.
         hash_whole_file: store the whole file's sha256 besides that of its first MiB.
         max_frames: refuse (VideoError) a video with more decoded frames than this.
+        region_motion: also measure each body part's pixel motion energy in the same pass
+            (:mod:`pose.region_motion`; backends that decode frames only), stored as the
+            skeleton's ``region_motion`` (N, parts).
     Returns:
         :class:`~pose.skeleton_file.Skeleton` with one skeleton per decoded frame:
         keypoints (N, 44, 2) float32 pixels, scores (N, 44), timestamps (N,) s, flags, meta.
@@ -108,18 +120,23 @@ def extract_skeleton(video_path: str | Path, backend: str | Estimator = "mediapi
     table = table_for(est.keypoint_format)
     layout = table.layout
     tracker = SubjectTracker(info.width, info.height, subject)
+    mea = RegionMotionEnergy(layout) if region_motion and est.needs_pixels else None
     candidates: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     timestamps: list[float] = []
     bar = _ProgressAdapter(progress, info.frame_count, video_path.name)
     try:
         est.reset()
         frames = iter_frames(video_path, decode=est.needs_pixels, max_frames=max_frames)
+        if est.needs_pixels and mea is not None:
+            frames = _feeding(mea, frames)
         if est.needs_pixels:  # decode the next frames while the estimator works on this one
             frames = prefetch(frames)
         for fp in est.stream(frames):
             if fp.index != len(candidates):
                 raise RuntimeError(f"{est.name} returned frame {fp.index}, expected {len(candidates)}")
             kp, sc, fl = table.map(fp.keypoints, fp.scores)
+            if mea is not None:
+                mea.add_pose(fp.index, kp)
             # people are followed by the extent of their joints, whatever box the backend cropped
             tracker.update(fp.index, boxes_from_keypoints(kp, sc), sc.mean(1) if sc.size else np.zeros(0))
             candidates.append((kp, sc, fl))
@@ -134,6 +151,7 @@ def extract_skeleton(video_path: str | Path, backend: str | Estimator = "mediapi
 
     n, v = len(candidates), layout.num_joints
     pick, subject_meta = tracker.choose()
+    region = mea.result(pick) if mea is not None else None
     keypoints = np.full((n, v, 2), np.nan, np.float32)
     scores = np.zeros((n, v), np.float32)
     flags = np.full((n, v), MISSING, np.uint8)
@@ -150,11 +168,13 @@ def extract_skeleton(video_path: str | Path, backend: str | Estimator = "mediapi
         "layout": layout.name,
         "subject": subject_meta,
         "postprocess": pp,
+        "region_motion": None if mea is None else {"regions": mea.names, "unit": UNIT, "scale": mea.scale,
+                                                   "pad_torso_lengths": mea.pad},
         "created": {"utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     "schema_version": SCHEMA_VERSION, "python": platform.python_version(),
                     "numpy": np.__version__},
     }
-    return Skeleton(keypoints, scores, ts, flags, meta, layout).validate()
+    return Skeleton(keypoints, scores, ts, flags, meta, layout, region).validate()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,9 @@ class Skeleton:
         flags: (N, V) uint8 bits: 1 ESTIMATED, 2 FILLED, 4 MISSING.
         meta: JSON-serialisable dict: ``video``, ``backend``, ``subject``, ``postprocess``...
         layout: the joint set (default :data:`~core.layouts.MA52_44`).
+        region_motion: (N, P) float32 pixel motion energy of each body part (``layout.parts``
+            order; grey levels 0-255 per pixel, NaN where the part is absent), or None where
+            it was not measured (:mod:`pose.region_motion`).
     """
 
     keypoints: np.ndarray
@@ -55,6 +58,7 @@ class Skeleton:
     flags: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
     layout: SkeletonLayout = MA52_44
+    region_motion: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -88,6 +92,10 @@ class Skeleton:
             raise SkeletonFileError(path, "scores must lie in [0, 1] and be 0 where MISSING")
         if (~np.isfinite(ts)).any() or (np.diff(ts) < 0).any():
             raise SkeletonFileError(path, "timestamps must be finite and non-decreasing")
+        rm = self.region_motion
+        if rm is not None and (rm.shape != (n, len(self.layout.parts)) or rm.dtype != np.float32):
+            raise SkeletonFileError(path, f"region_motion must be float32 of shape {(n, len(self.layout.parts))}, "
+                                          f"got {rm.dtype} {rm.shape}")
         return self
 
     def filled_keypoints(self, fill: float = 0.0) -> np.ndarray:
@@ -125,6 +133,8 @@ def skeleton_bytes(skeleton: Skeleton, *, compression: str | None = "gzip") -> b
         f.create_dataset("scores", data=skeleton.scores, **kw)
         f.create_dataset("timestamps", data=skeleton.timestamps, **kw)
         f.create_dataset("flags", data=skeleton.flags, **kw)
+        if skeleton.region_motion is not None:
+            f.create_dataset("region_motion", data=skeleton.region_motion, **kw)
         f.flush()
         return f.id.get_file_image()
 
@@ -185,8 +195,9 @@ def read_skeleton(path: str | os.PathLike) -> Skeleton:
         except json.JSONDecodeError as e:
             raise SkeletonFileError(path, f"meta attribute is not valid JSON ({e})") from None
         n = int(f.attrs.get("num_frames", -1))
+        region = f["region_motion"][()] if isinstance(f.get("region_motion"), h5py.Dataset) else None
     skel = Skeleton(arrays["keypoints"], arrays["scores"], arrays["timestamps"], arrays["flags"],
-                    meta, layout)
+                    meta, layout, region)
     skel.validate(path)
     if n != skel.num_frames:
         raise SkeletonFileError(path, f"num_frames attribute {n} does not match {skel.num_frames} frames")

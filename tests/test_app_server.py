@@ -111,7 +111,8 @@ def test_client_runs_a_real_clip_with_the_golden_checkpoint(server, tmp_path):
         assert sum(1 for _ in c.decode(s)) == 75
     # the downloads
     names = sorted(Path(f).name for f in files)
-    assert names == sorted(f"{CLIP.stem}.{s}" for s in ("annotated.mp4", "labels.json", "skeleton.h5"))
+    assert names == sorted(f"{CLIP.stem}.{s}" for s in ("annotated.mp4", "labels.json", "skeleton.h5", "events.csv",
+                                                        "eaf"))
     doc = json.loads(next(Path(f) for f in files if f.endswith(".labels.json")).read_text())
     jsonschema.validate(doc, SCHEMA)
     assert doc["windows"] and all(len(w["top_k"]) == 5 and len(w["joint_heat"]) == 44 for w in doc["windows"])
@@ -204,7 +205,7 @@ def test_browser_upload_run_plays_the_annotated_video(server, page, tmp_path):
     page.wait_for_selector("#downloads a[download$='.labels.json']")
     links = page.eval_on_selector_all("#downloads a[download]", "as => as.map(a => [a.download, a.href])")
     assert sorted(n for n, _ in links) == sorted(f"{CLIP.stem}.{s}" for s in ("annotated.mp4", "labels.json",
-                                                                             "skeleton.h5"))
+                                                                             "skeleton.h5", "events.csv", "eaf"))
     labels_url = next(h for n, h in links if n.endswith(".labels.json"))
     assert httpx.get(labels_url, timeout=30).json()["windows"]
     top = page.inner_text("#clip-top")

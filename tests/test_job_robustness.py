@@ -128,9 +128,13 @@ def test_concurrent_shards_in_one_folder_do_not_break_each_other(tmp_path):
     args = ["--out", out, "--export-clips"]
     p1 = subprocess.Popen([sys.executable, "-m", "pipelines.video_to_labels", str(inp), *map(str, args), "--shard",
                            "1/2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
-    r0 = _run(inp, *args, "--shard", "0/2")
-    _, err1 = p1.communicate(timeout=600)
+    try:
+        time.sleep(4)
+        r0 = _run(inp, *args, "--shard", "0/2")
+        _, err1 = p1.communicate(timeout=600)
+    finally:
+        p1.kill()
+        p1.wait()
     assert r0.returncode == 0 and p1.returncode == 0, err1[-2000:]
     assert "Traceback" not in err1
     for key in ("a", "ab"):
@@ -187,10 +191,14 @@ def test_ctrl_c_while_writing_skeletons_is_not_swallowed(tmp_path):
               "for i in range(10000):\n    write_skeleton(s, sys.argv[1])\n")
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "x.skeleton.h5")], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # never leave it writing after a failed assertion
+        proc.wait()
     assert proc.returncode != 0 and "KeyboardInterrupt" in err and "Exception ignored" not in err
     assert _parts(tmp_path) == []
 
@@ -200,11 +208,15 @@ def test_ctrl_c_stops_the_folder_job_with_130_and_keeps_nothing_partial(tmp_path
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.video_to_labels", str(OTHER), str(SHORT), "--out",
                              str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(out.glob("*.labels.json")):  # after the first video
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(out.glob("*.labels.json")):  # after the first video
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted" in err and _parts(out) == []
     assert "0010_02_0101,done" in (out / "summary.csv").read_text()
@@ -329,3 +341,29 @@ def test_a_failed_video_leaves_only_its_failure_record_and_no_ffmpeg_noise(tmp_p
     assert "no person detected" in (out / "failures.csv").read_text()
     noise = [line for line in res.stderr.splitlines() if line.lstrip().startswith("[") and " @ 0x" in line]
     assert noise == [], noise[:3]
+
+
+def test_tiny_frames_audio_only_and_odd_names_each_get_their_own_row(tmp_path):
+    """Found by trying: a 2×2-pixel video crashed the whole run in the pixel-motion pass."""
+    import av
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    _high_rate_video(inp / "tiny.mp4", 10, 30, size=(2, 2))
+    with av.open(str(inp / "audio_only.mp4"), "w") as c:
+        s = c.add_stream("aac", rate=44100)
+        for _ in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 44100
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    (inp / "new\nline ü [x].mp4").write_bytes(SHORT.read_bytes())
+    (inp / "folder.mp4").mkdir()
+    os.mkfifo(inp / "fifo.mp4")
+    res = _run(inp, "--out", tmp_path / "out")
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    failures = (tmp_path / "out" / "failures.csv").read_text()
+    assert "tiny.mp4,pose," in failures and "audio_only.mp4,probe," in failures
+    assert _doc(tmp_path / "out", "new\nline ü [x]")["video"]["frame_count"] == 50

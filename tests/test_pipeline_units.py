@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from core.atomic import atomic_path, atomic_write_text, remove_stale_parts
+from core.layouts import MA52_44
 from pipelines.labelling import fill_for_model
-from pipelines.motion_energy import joint_speed, motion_energy, normalise_heat
+from pipelines.motion_energy import motion_energy, normalise_heat
 from pipelines.render import H264Writer, heat_colours, timeline_image
 from pipelines.windowing import Window, make_windows, merge_segments, windows_to_frames
 
@@ -55,15 +56,27 @@ def test_fill_for_model_interpolates_and_never_leaves_nan():
     np.testing.assert_allclose(out[:, 2], out[:, :2].mean(axis=1))  # still: sits on the others
 
 
-def test_motion_energy_finds_the_moving_joint():
-    n, v = 60, 44
-    kp = np.tile(np.linspace(100, 500, v * 2).reshape(1, v, 2), (n, 1, 1)).astype(np.float32)
+def test_motion_energy_follows_a_moving_limb_not_a_lone_jittering_joint():
+    n, fps, v = 90, 30.0, MA52_44.num_joints
+    rng = np.random.default_rng(0)
+    kp = np.tile(np.linspace(100, 500, v * 2).reshape(1, v, 2), (n, 1, 1)).astype(np.float64)
     kp[:, 18] = [300, 200]; kp[:, 19] = [300, 400]  # neck and hip centre: 200 px torso
-    kp[:, 0, 1] += 5 * np.sin(np.arange(n) / 3)  # a nodding nose
-    energy = motion_energy(kp)
-    assert energy.shape == (n, v) and energy[:, 0].mean() > 10 * energy[:, 1:].mean()
-    assert joint_speed(kp)[:, 0].max() == pytest.approx(5 / 3 / 200, rel=0.05)
-    h = normalise_heat(energy)
+    kp += rng.normal(0, 0.5, kp.shape)  # estimator noise everywhere
+    names = MA52_44.joint_names
+    arm = [names.index(j) for j in ("left_shoulder", "left_elbow", "left_wrist")]
+    wave = 20 * np.sin(np.arange(n) / fps * 2 * np.pi * 1.5)  # a 1.5 Hz wave, 20 px at the wrist
+    for k, j in enumerate(arm):
+        kp[:, j, 0] += wave * k / 2
+    kp[:, names.index("right_knee"), 1] += rng.normal(0, 8, n)  # a knee that jitters on its own
+    heat = motion_energy(kp.astype(np.float32), MA52_44, fps)
+    assert heat.shape == (n, v) and heat.min() >= 0
+    parts = {name: heat[:, list(js)].mean() for name, js in MA52_44.parts}
+    assert max(parts, key=parts.get) == "left arm"
+    assert heat[:, names.index("right_knee")].mean() < 0.2 * heat[:, names.index("left_elbow")].mean()
+    # a still skeleton with noise only has (nearly) no heat
+    still = motion_energy(kp[:, :, :] * 0 + kp[:1] + rng.normal(0, 0.5, kp.shape), MA52_44, fps)
+    assert still.mean() < 0.05 * heat[:, arm].mean()
+    h = normalise_heat(heat)
     assert h.min() >= 0 and h.max() <= 1
 
 

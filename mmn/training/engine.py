@@ -6,7 +6,8 @@ collate function, visualizer backends) are named by string. Config keys this mod
 
 - ``dataset`` (``"ma52"``, ``"imigue"`` or any name), ``layout`` (a shipped layout name or a
   layout dict, see :meth:`SkeletonLayout.from_dict`), ``modality`` (``"joint"`` | ``"bone"``),
-  ``num_classes``, optional ``class_names`` (see :func:`taxonomy_from_cfg`);
+  ``num_classes`` (None: the length of a pyskl data file's ``label_names``, see
+  :func:`load_config`), optional ``class_names`` (see :func:`taxonomy_from_cfg`);
 - ``data`` (see :func:`mmn.training.datasets.load_split`), ``clip_len``, ``model`` (:class:`MMNConfig`
   overrides), ``augment`` (:data:`mmn.training.augment.AUGMENT_DEFAULTS`);
 - ``train``: ``epochs``, ``batch_size``, ``lr``, ``min_lr``, ``warmup_lr``, ``warmup_epochs``,
@@ -21,6 +22,7 @@ import math
 import os
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,9 @@ from mmengine.model import BaseModel, is_model_wrapper
 from mmengine.runner import Runner
 
 from core.layouts import LAYOUTS, SkeletonLayout
+from core.safe_pickle import load_data_pickle
 from core.taxonomy import Taxonomy, builtin_taxonomy
-from mmn.checkpoint import save_checkpoint
+from mmn.checkpoint import CheckpointError, load_official, save_checkpoint
 from mmn.model import MMN, MMNConfig, count_parameters
 from mmn.preprocess import CLIP_LEN, check_modality, eval_pipeline
 from mmn.training.augment import AUGMENT_DEFAULTS, train_pipeline
@@ -48,17 +51,60 @@ METRIC_PREFIX = "eval"
 
 # ----------------------------------------------------------------------------- config helpers
 
-def load_config(path: str | os.PathLike, options: Mapping[str, Any] | None = None) -> Config:
-    """Read a python config (one ``_base_`` level) and apply ``--cfg-options`` style overrides."""
+def load_config(path: str | os.PathLike, options: Mapping[str, Any] | None = None,
+                data: str | os.PathLike | None = None) -> Config:
+    """Read a python config (one ``_base_`` level) and apply ``--cfg-options`` style overrides.
+
+    ``data``: a pyskl data file for a pyskl config (``data.path``; ``--data`` of ``mmn.train``);
+    its ``label_names``, when it has them, then set ``num_classes`` (unless ``options`` set it).
+    A config with ``num_classes = None`` takes it from its data file's ``label_names``.
+    """
     cfg = Config.fromfile(str(path))
+    options = dict(options or {})
+    if data is not None:
+        if not isinstance(cfg.get("data"), Mapping) or cfg.data.get("format") != "pyskl":
+            fmt = cfg.data.get("format") if isinstance(cfg.get("data"), Mapping) else None
+            raise ValueError(f"{path}: --data takes a pyskl file, and this config reads the {fmt!r} format "
+                             f"(give its data.root with --cfg-options)")
+        cfg.data.path = str(data)
     if options:
-        cfg.merge_from_dict(dict(options))
+        cfg.merge_from_dict(options)
     for key in ("dataset", "layout", "modality", "num_classes", "data"):
         if key not in cfg:
             raise ValueError(f"{path}: config has no {key!r}")
     check_modality(cfg.modality)
+    if cfg.num_classes is None or (data is not None and "num_classes" not in options):
+        names = data_label_names(cfg.data, str(path), required=cfg.num_classes is None)
+        if names is not None:
+            cfg.num_classes = len(names)
     cfg.augment = {**AUGMENT_DEFAULTS, **dict(cfg.get("augment") or {})}
     return cfg
+
+
+def data_label_names(data_cfg: Mapping[str, Any], source: str, required: bool = True) -> list[str] | None:
+    """The ``label_names`` of a config's pyskl data file (``data.path``), or None where it has
+    none and ``required`` is False. Raises ``ValueError`` naming ``source`` (the config) when
+    the names are needed (``num_classes = None``) and cannot be read."""
+    need = f"{source}: num_classes is not set, so it comes from the data file's label_names"
+    if data_cfg.get("format") != "pyskl":
+        if required:
+            raise ValueError(f"{need}, which only a pyskl file has (this config reads {data_cfg.get('format')!r})")
+        return None
+    path = data_cfg.get("path") or (data_cfg.get("train") or {}).get("path")
+    if not path:
+        raise ValueError(f"{source}: no data file: give --data DATA.pkl (or --cfg-options data.path=DATA.pkl)")
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such data file")
+    obj = load_data_pickle(path)
+    names = obj.get("label_names") if isinstance(obj, Mapping) else None
+    if names is None:
+        if required:
+            raise ValueError(f"{need}, and {path} has none (add label_names, or set --cfg-options num_classes=K)")
+        return None
+    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence) or not names \
+            or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"{path}: label_names must be a non-empty list of non-empty strings")
+    return list(names)
 
 
 def layout_from_cfg(cfg: Mapping[str, Any]) -> SkeletonLayout:
@@ -91,6 +137,95 @@ def model_config(cfg: Mapping[str, Any], layout: SkeletonLayout) -> MMNConfig:
     if "depths" in overrides:
         overrides["depths"] = tuple(overrides["depths"])
     return MMNConfig(num_joints=layout.num_joints, num_classes=int(cfg["num_classes"]), **overrides)
+
+
+# ----------------------------------------------------------------------------- --init-from
+
+HEAD_PREFIX = "head."  # MMN's classification head: head.weight (K, C), head.bias (K,)
+HEAD_KEPT, HEAD_REINITIALISED = "kept", "re-initialised"
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """What :func:`init_from_checkpoint` did: the source file (as given) and its sha256, the
+    source's taxonomy name and class count, and whether the head was ``"kept"`` or
+    ``"re-initialised"`` (``reason`` says why)."""
+
+    file: str
+    sha256: str
+    source_taxonomy: str
+    source_classes: int
+    num_classes: int
+    head: str
+    reason: str
+    backbone_tensors: int
+
+    def provenance(self) -> dict[str, Any]:
+        """Plain data for the trained checkpoint's provenance (``init_from``)."""
+        return {"file": self.file, "sha256": self.sha256, "head": self.head,
+                "taxonomy": self.source_taxonomy, "classes": self.source_classes}
+
+    def describe(self) -> str:
+        return (f"initialised from {self.file} (sha256 {self.sha256[:12]}…, {self.source_taxonomy}, "
+                f"{self.source_classes} classes): {self.backbone_tensors} backbone tensors loaded; "
+                f"head {self.head} ({self.reason})")
+
+
+def init_from_checkpoint(model: MMN, path: str | os.PathLike, taxonomy: Taxonomy | None = None,
+                         layout: SkeletonLayout | None = None) -> InitReport:
+    """Start ``model`` from a released or project MMN checkpoint (read by :func:`load_official`).
+
+    Every backbone tensor (all but ``head.*``) is copied strictly: a missing, unexpected or
+    mis-shaped one is a :class:`CheckpointError` naming the file and the key, as is a different
+    joint count or layout (the checkpoint's layout against ``layout``). The head is kept when
+    the checkpoint's class list equals ``taxonomy``'s (without ``taxonomy``: when the class
+    counts are equal), else re-initialised (``nn.Linear``'s default initialisation).
+    """
+    src = load_official(path)
+    meta = src.meta
+    if meta.model.num_joints != model.cfg.num_joints:
+        raise CheckpointError(f"{path}: a {meta.layout.name} checkpoint ({meta.model.num_joints} joints) cannot start "
+                              f"a model of {model.cfg.num_joints} joints"
+                              f"{f' (layout {layout.name})' if layout is not None else ''}")
+    if layout is not None and meta.layout.to_dict() != layout.to_dict():
+        raise CheckpointError(f"{path}: its layout {meta.layout.name!r} differs from the config's {layout.name!r} "
+                              f"(same joint count, other joints or order)")
+    src_state, own = src.state_dict(), model.state_dict()
+    missing = [k for k in own if not k.startswith(HEAD_PREFIX) and k not in src_state]
+    unexpected = [k for k in src_state if not k.startswith(HEAD_PREFIX) and k not in own]
+    misshaped = [k for k in own if not k.startswith(HEAD_PREFIX) and k in src_state
+                 and tuple(src_state[k].shape) != tuple(own[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} backbone key(s) missing from it, first {missing[0]!r}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected backbone key(s), first {unexpected[0]!r}")
+    if misshaped:
+        k = misshaped[0]
+        problems.append(f"{len(misshaped)} mis-shaped backbone key(s), first {k!r}: file {tuple(src_state[k].shape)} "
+                        f"vs model {tuple(own[k].shape)}")
+    if problems:
+        raise CheckpointError(f"{path}: cannot initialise the model's backbone from it ({'; '.join(problems)})")
+
+    k_src, k_own = meta.model.num_classes, model.cfg.num_classes
+    if taxonomy is not None:
+        keep = tuple(meta.taxonomy.class_names) == tuple(taxonomy.class_names)
+        reason = (f"same {k_own} classes" if keep else
+                  f"{k_src} {meta.taxonomy.name} classes → {k_own} {taxonomy.name} classes" if k_src != k_own else
+                  f"{meta.taxonomy.name} and {taxonomy.name} name their {k_own} classes differently")
+    else:
+        keep = k_src == k_own
+        reason = f"same class count {k_own}" if keep else f"{k_src} → {k_own} classes"
+    state = {k: v for k, v in src_state.items() if not k.startswith(HEAD_PREFIX)}
+    if keep:
+        state.update({k: v for k, v in src_state.items() if k.startswith(HEAD_PREFIX)})
+    else:
+        model.head.reset_parameters()
+        state.update({k: v for k, v in model.state_dict().items() if k.startswith(HEAD_PREFIX)})
+    model.load_state_dict(state, strict=True)
+    return InitReport(file=str(path), sha256=str(meta.sha256), source_taxonomy=meta.taxonomy.name,
+                      source_classes=k_src, num_classes=k_own, head=HEAD_KEPT if keep else HEAD_REINITIALISED,
+                      reason=reason, backbone_tensors=sum(not k.startswith(HEAD_PREFIX) for k in own))
 
 
 def build_dataset(cfg: Mapping[str, Any], which: str, training: bool, allow_unlabelled: bool = False,
@@ -183,10 +318,11 @@ class ProjectCheckpointHook(Hook):
         self.best_epoch: int | None = None
 
     def _save(self, runner: Runner, name: str, epoch: int, extra: Mapping[str, Any]) -> Path:
+        init = {"init_from": self.meta["init_from"]} if self.meta.get("init_from") else {}
         return save_checkpoint(Path(runner.work_dir) / name, unwrap(runner.model).mmn,
                                taxonomy=self.meta["taxonomy"], layout=self.meta["layout"],
                                modality=self.meta["modality"], clip_len=self.meta["clip_len"],
-                               provenance={"config": self.meta.get("config"), "epoch": epoch, **extra})
+                               provenance={"config": self.meta.get("config"), "epoch": epoch, **init, **extra})
 
     def before_train(self, runner: Runner) -> None:
         best = Path(runner.work_dir) / "mmn_best.pt"
@@ -195,6 +331,10 @@ class ProjectCheckpointHook(Hook):
             meta = meta.get("provenance", meta)  # version 2 keeps the epoch and scores there
             self.best = float(meta.get("val_metrics", {}).get(self.key, -math.inf))
             self.best_epoch = meta.get("epoch")
+        last = Path(runner.work_dir) / "mmn_last.pt"
+        if runner._resume and last.is_file() and not self.meta.get("init_from"):  # and where the run started
+            meta = torch.load(last, map_location="cpu", weights_only=True).get("meta", {})
+            self.meta["init_from"] = (meta.get("provenance") or {}).get("init_from")
 
     def after_train_epoch(self, runner: Runner) -> None:
         if is_main_process():
@@ -315,12 +455,18 @@ def param_schedulers(t: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def build_runner(cfg: Config, work_dir: str | os.PathLike, *, launcher: str = "none",
-                 resume: bool | str = False, device: str = "cpu", world_size: int = 1) -> Runner:
+                 resume: bool | str = False, device: str = "cpu", world_size: int = 1,
+                 init_from: str | os.PathLike | None = None) -> Runner:
     """A ready-to-``train()`` Runner for the experiment ``cfg``.
 
     ``device``: ``"cuda"`` enables AMP (when ``train.amp``) and nccl; ``"cpu"`` uses gloo and
     plain fp32. ``resume``: False, True (latest checkpoint in ``work_dir``) or a path.
+    ``init_from``: an MMN checkpoint to start from (:func:`init_from_checkpoint`: backbone
+    loaded strictly, head kept or re-initialised); recorded in the saved checkpoints'
+    provenance as ``init_from``. Not with ``resume``, whose checkpoint holds the weights.
     """
+    if init_from is not None and resume:
+        raise ValueError("--init-from starts a new run and --resume continues one from its own weights: give one")
     t = training_settings(cfg)
     loader = {"num_workers": 2, "val_batch_size": 64, **dict(cfg.get("loader") or {})}
     layout = layout_from_cfg(cfg)
@@ -329,6 +475,7 @@ def build_runner(cfg: Config, work_dir: str | os.PathLike, *, launcher: str = "n
     val_set, _ = build_dataset(cfg, "val", training=False)
     taxonomy = taxonomy_from_cfg(cfg, file_names)
     model = MMNClassifier(model_config(cfg, layout), t["label_smoothing"])
+    init_report = None if init_from is None else init_from_checkpoint(model.mmn, init_from, taxonomy, layout)
 
     batch = int(t["batch_size"])  # per process, as in mmengine: the effective batch is batch × processes
     per_rank = math.ceil(len(train_set) / world_size)  # DefaultSampler pads to equal shares
@@ -349,7 +496,8 @@ def build_runner(cfg: Config, work_dir: str | os.PathLike, *, launcher: str = "n
         optim_wrapper["clip_grad"] = dict(max_norm=float(t["grad_clip"]))
     ckpt = {"interval": 1, "max_keep": 2, **dict(cfg.get("checkpoint") or {})}
     meta = dict(taxonomy=taxonomy, layout=layout, modality=cfg["modality"],
-                clip_len=int(cfg.get("clip_len", CLIP_LEN)), config=Path(cfg.filename).name if cfg.filename else None)
+                clip_len=int(cfg.get("clip_len", CLIP_LEN)), config=Path(cfg.filename).name if cfg.filename else None,
+                init_from=None if init_report is None else init_report.provenance())
     runner_cfg = cfg.copy()
     if launcher != "none" and device == "cpu":
         # mmengine defaults to device_ids=[LOCAL_RANK], which DDP rejects for CPU modules
@@ -390,4 +538,6 @@ def build_runner(cfg: Config, work_dir: str | os.PathLike, *, launcher: str = "n
         f"device {device}{' AMP' if amp else ''}, {world_size} process(es), "
         f"{torch.get_num_threads()} CPU thread(s) each")
     runner.logger.info(f"training pipeline: {train_set.pipeline!r}")
+    if init_report is not None:
+        runner.logger.info(f"--init-from: {init_report.describe()}")
     return runner

@@ -1,7 +1,14 @@
 """Train MMN on a skeleton dataset with mmengine's Runner.
 
     python -m mmn.train CONFIG [--work-dir DIR] [--resume [CKPT]] [--cfg-options KEY=VALUE ...]
+    python -m mmn.train configs/custom_joint.py --data DATA.pkl [--epochs N] [--init-from CKPT] --work-dir DIR
     torchrun --nproc-per-node N -m mmn.train CONFIG [...]          # DDP, one process per GPU/CPU share
+
+``--data`` names a pyskl data file (``data.path``); its ``label_names`` give the class list and
+``num_classes``, and the trained checkpoints carry that taxonomy. ``--init-from`` starts from a
+released or trained MMN checkpoint: every backbone tensor is loaded strictly, the classification
+head is kept when the class list is the same and re-initialised otherwise (logged, and recorded
+as ``init_from`` in the checkpoints' provenance).
 
 The work directory (default ``work_dirs/<config name>``) receives a dated log folder (the text
 log, ``vis_data/`` scalars and TensorBoard events), mmengine's resume checkpoints
@@ -35,14 +42,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work-dir", type=Path, help="output folder (default work_dirs/<config name>)")
     ap.add_argument("--resume", nargs="?", const=True, default=False,
                     help="resume from the latest checkpoint in the work dir, or from the given .pth")
+    ap.add_argument("--data", type=Path, metavar="DATA.pkl",
+                    help="pyskl data file (sets data.path; its label_names set the classes and num_classes)")
+    ap.add_argument("--epochs", type=int, metavar="N", help="training epochs (sets train.epochs)")
+    ap.add_argument("--init-from", type=Path, metavar="CKPT",
+                    help="start from this MMN checkpoint (released or trained): backbone loaded strictly, "
+                         "head kept for the same class list, else re-initialised")
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ap.add_argument("--threads", type=int, help="CPU threads per process (default: cores / processes)")
     ap.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                     help="override config keys, e.g. train.epochs=5 data.path=/data/x.pkl")
     args = ap.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        ap.error(f"--epochs must be at least 1, got {args.epochs}")
+    options = dict(args.cfg_options)
+    if args.epochs is not None:
+        options["train.epochs"] = args.epochs
 
     try:
-        cfg = load_config(args.config, args.cfg_options)
+        cfg = load_config(args.config, options, data=args.data)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -63,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         runner = build_runner(cfg, work_dir, launcher=launcher, resume=args.resume, device=device,
-                              world_size=world_size if launcher != "none" else 1)
-    except ValueError as e:  # dataset, config and resume problems: a clear message, no traceback
+                              world_size=world_size if launcher != "none" else 1, init_from=args.init_from)
+    except ValueError as e:  # dataset, config, resume and --init-from problems: a clear message, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
     runner.train()

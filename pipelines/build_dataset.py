@@ -1,0 +1,110 @@
+"""Build a training dataset from annotated videos (ELAN files or a CSV of spans).
+
+    python -m pipelines.build_dataset ANNOTATIONS... --out DATA.pkl [--tier NAME] [--videos DIR]
+        [--val-fraction 0.2] [--window 2.0 --stride 0.5] [--background NAME] [--seed 0]
+        [--pose-backend mediapipe|mmpose|precomputed] [--smoothing savgol]
+
+``ANNOTATIONS``: ``.eaf`` files (one per video, the video linked or found in ``--videos``) and/or
+``.csv`` tables of ``video,start_s,end_s,label`` rows. Writes ``DATA.pkl`` (pyskl format, read by
+``mmn.train`` with ``data = dict(format='pyskl', path='DATA.pkl', train=dict(split='train'),
+val=dict(split='val'))``), ``DATA.report.json`` (what was used and skipped, also printed on
+stderr) and the skeleton cache ``DATA.skeletons/``. The rules are those of
+:mod:`pipelines.dataset_builder` and :mod:`pipelines.spans`; this module is only the command line.
+
+Exit status: 0 written, 1 nothing usable (every video missing or unreadable, no labelled
+window) or the output cannot be written, 2 usage error or malformed annotations (the message
+names the file and the line or annotation), 130 Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from core.atomic import FolderError, ensure_writable_folder
+from core.cli import positive_float, unit_interval
+from pipelines.dataset_builder import BuildOptions, DatasetBuildError, build_dataset, report_path
+from pipelines.job import StageError, option_default
+from pipelines.spans import AnnotationError
+from pose.estimators import BACKENDS as POSE_BACKENDS
+from pose.postprocess import SMOOTHING_METHODS
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mmn.inference import DEVICES
+
+    d = option_default
+    ap = argparse.ArgumentParser(prog="python -m pipelines.build_dataset",
+                                 description="Turn annotated videos (ELAN .eaf files or a CSV of video,start_s,"
+                                             "end_s,label rows) into a pyskl dataset of labelled skeleton windows.")
+    ap.add_argument("annotations", nargs="+", type=Path, help=".eaf files and/or .csv tables")
+    ap.add_argument("--out", type=Path, required=True, help="the dataset pickle to write (e.g. data.pkl)")
+    ap.add_argument("--tier", help="ELAN tier to read (default: the only tier with annotations, else 'micro-action')")
+    ap.add_argument("--videos", type=Path, help="folder to look for videos in (ELAN links, CSV video names)")
+    ap.add_argument("--val-fraction", type=unit_interval, default=0.2,
+                    help="share of the videos (whole videos) that go to the val split")
+    ap.add_argument("--window", type=positive_float, default=d("window"), help="window length in seconds")
+    ap.add_argument("--stride", type=positive_float, default=d("stride"), help="window stride in seconds")
+    ap.add_argument("--background", help="class name for windows inside no span (default: leave them out)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
+    ap.add_argument("--pose-backend", default=d("pose_backend"), choices=POSE_BACKENDS)
+    ap.add_argument("--pose-config", help="mmpose: model config file")
+    ap.add_argument("--pose-checkpoint", help="mmpose: model checkpoint file")
+    ap.add_argument("--pose-results", help="precomputed: AlphaPose Halpe-136 JSON or pyskl pickle with the skeletons")
+    ap.add_argument("--smoothing", default=d("smoothing"), choices=SMOOTHING_METHODS)
+    ap.add_argument("--device", default="auto", choices=DEVICES, help="mmpose: device")
+    return ap
+
+
+def _progress(total: int, desc: str):
+    return tqdm(total=total, desc=desc, unit="frame", leave=False, dynamic_ncols=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    pose_options = {"mmpose": {"config": args.pose_config, "checkpoint": args.pose_checkpoint, "device": args.device},
+                    "precomputed": {"path": args.pose_results}}.get(args.pose_backend, {})
+    try:
+        opts = BuildOptions(out=args.out, tier=args.tier, videos_dir=args.videos, val_fraction=args.val_fraction,
+                            window=args.window, stride=args.stride, background=args.background, seed=args.seed,
+                            pose_backend=args.pose_backend,
+                            pose_options={k: v for k, v in pose_options.items() if v is not None},
+                            smoothing=args.smoothing)
+        if args.out.is_dir():
+            raise FolderError(f"{args.out}: is a folder; --out names the dataset file (e.g. data.pkl)")
+        ensure_writable_folder(args.out.parent)
+        if args.videos is not None and not args.videos.is_dir():
+            raise FolderError(f"--videos {args.videos}: no such folder")
+        missing = [str(p) for p in args.annotations if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"no such annotation file: {', '.join(missing)}")
+    except (ValueError, FolderError, FileNotFoundError) as e:
+        ap.error(str(e))
+    try:
+        report = build_dataset(args.annotations, opts, progress=_progress,
+                               say=lambda line: tqdm.write(line, file=sys.stderr))
+    except AnnotationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except DatasetBuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (StageError, OSError) as e:
+        print(f"error: could not write: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished skeletons are kept in the cache; rerun the same command", file=sys.stderr)
+        return 130
+    for line in report.lines():
+        print(line, file=sys.stderr)
+    print(f"wrote {args.out} ({', '.join(report.label_names)}) and {report_path(args.out)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
