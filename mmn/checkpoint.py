@@ -165,20 +165,31 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> MMNConfig:
     return MMNConfig(**kwargs)
 
 
-def _check_keys(path: Path, model: MMN, state: Mapping[str, torch.Tensor]) -> None:
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    misshaped = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+def key_problems(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], ignore_prefix: str = "",
+                 what: str = "") -> list[str]:
+    """How a file's ``state`` fails to fit a model's ``expected`` state dict: missing,
+    unexpected and mis-shaped keys (each with the first example), ignoring keys that start
+    with ``ignore_prefix`` (when given); ``what`` qualifies the keys in the messages."""
+    def kept(k: str) -> bool:
+        return not (ignore_prefix and k.startswith(ignore_prefix))
+
+    missing = [k for k in expected if kept(k) and k not in state]
+    unexpected = [k for k in state if kept(k) and k not in expected]
+    misshaped = [k for k in expected if kept(k) and k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing key(s), first {missing[0]!r}")
+        problems.append(f"{len(missing)} missing {what}key(s), first {missing[0]!r}")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s), first {unexpected[0]!r}")
+        problems.append(f"{len(unexpected)} unexpected {what}key(s), first {unexpected[0]!r}")
     if misshaped:
         k = misshaped[0]
-        problems.append(f"{len(misshaped)} mis-shaped key(s), first {k!r}: file "
+        problems.append(f"{len(misshaped)} mis-shaped {what}key(s), first {k!r}: file "
                         f"{tuple(state[k].shape)} vs model {tuple(expected[k].shape)}")
+    return problems
+
+
+def _check_keys(path: Path, model: MMN, state: Mapping[str, torch.Tensor]) -> None:
+    problems = key_problems(state, model.state_dict())
     if problems:
         raise CheckpointError(f"{path}: does not match MMN ({'; '.join(problems)})")
 

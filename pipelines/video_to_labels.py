@@ -5,7 +5,9 @@
 
 The per-video work and its outputs are :mod:`pipelines.job`; which videos and under which
 keys, :mod:`pipelines.discovery`; the run's ``windows.csv``, ``summary.csv`` and
-``failures.csv``, :mod:`pipelines.tables`. This module is only the command line.
+``failures.csv``, :mod:`pipelines.tables`; ``--engine ray`` (Ray Data over this machine's
+cores or a cluster, the same outputs), :mod:`pipelines.ray_engine`. This module is only the
+command line.
 
 A rerun skips finished videos (same input, same result-relevant options; ``--overwrite``
 redoes them), reuses a skeleton file made from the same input with the same pose options,
@@ -26,8 +28,9 @@ from core.atomic import FolderError, ensure_writable_folder
 from core.cli import positive_float, positive_int, unit_interval
 from mmn.model import MAP_NAMES
 from pipelines.discovery import discover, select_shard
-from pipelines.job import LAYOUT, JobOptions, iter_outcomes, option_default
+from pipelines.job import LAYOUT, JobOptions, option_default
 from pipelines.labels_doc import NO_WEIGHTS_REASON
+from pipelines.ray_engine import add_engine_arguments, engine_outcomes
 from pipelines.render import CLIP_PRESETS
 from pipelines.tables import RunTables, summary_row
 from pose.estimators import BACKENDS as POSE_BACKENDS
@@ -81,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--shard", type=parse_shard, help="K/N: process the K-th of N deterministic shares")
     ap.add_argument("--overwrite", action="store_true", help="redo videos that are already done")
     ap.add_argument("--retry-failed", action="store_true", help="retry files that failed before and did not change")
+    add_engine_arguments(ap)  # --engine local|ray and the Ray stages' sizes (pipelines.ray_engine)
     return ap
 
 
@@ -139,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     seen: set[str] = set()
     try:
         with tqdm(total=len(jobs), desc="videos", unit="video", position=0, dynamic_ncols=True) as bar, \
-                contextlib.closing(iter_outcomes(jobs, opts, recognizer, retry_failed=args.retry_failed)) as outcomes:
+                contextlib.closing(engine_outcomes(args, jobs, opts, recognizer, suffix)) as outcomes:
             for outcome in outcomes:
                 seen.add(outcome.job.key)
                 bar.update(1)

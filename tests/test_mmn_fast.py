@@ -197,6 +197,7 @@ def test_recognizer_uses_the_fast_path(golden_raw, golden, golden_weights):
         np.testing.assert_allclose(pred.maps[name], ref.maps[name], atol=ATOL_MAPS, rtol=0)
 
 
+@pytest.mark.slow  # one FastMMN build per parameter tensor: about 30 s
 def test_every_mmn_parameter_reaches_the_fast_path():
     """Perturbing any one parameter of the MMN changes what the FastMMN built from it computes
     (logits or maps): no weight is silently left out of the folding. (MMN's parameter count is

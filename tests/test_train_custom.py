@@ -142,7 +142,7 @@ def test_init_from_refuses_other_joints_and_other_backbones(tmp_path):
         init_from_checkpoint(MMN(MMNConfig(num_classes=3)), narrow)
     shallow = save_checkpoint(tmp_path / "shallow.pt", MMN(MMNConfig(num_classes=3, depths=(3, 3, 2, 3))),
                               taxonomy=Taxonomy.from_class_names(NAMES), layout=MA52_44, modality="joint")
-    with pytest.raises(CheckpointError, match=r"missing from it, first 'MFM\.2\.blocks\.2\."):
+    with pytest.raises(CheckpointError, match=r"missing backbone key\(s\), first 'MFM\.2\.blocks\.2\."):
         init_from_checkpoint(MMN(MMNConfig(num_classes=3)), shallow)
 
 

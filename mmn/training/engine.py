@@ -39,7 +39,7 @@ from mmengine.runner import Runner
 from core.layouts import LAYOUTS, SkeletonLayout
 from core.safe_pickle import load_data_pickle
 from core.taxonomy import Taxonomy, builtin_taxonomy
-from mmn.checkpoint import CheckpointError, load_official, save_checkpoint
+from mmn.checkpoint import CheckpointError, key_problems, load_official, save_checkpoint
 from mmn.model import MMN, MMNConfig, count_parameters
 from mmn.preprocess import CLIP_LEN, check_modality, eval_pipeline
 from mmn.training.augment import AUGMENT_DEFAULTS, train_pipeline
@@ -191,19 +191,7 @@ def init_from_checkpoint(model: MMN, path: str | os.PathLike, taxonomy: Taxonomy
         raise CheckpointError(f"{path}: its layout {meta.layout.name!r} differs from the config's {layout.name!r} "
                               f"(same joint count, other joints or order)")
     src_state, own = src.state_dict(), model.state_dict()
-    missing = [k for k in own if not k.startswith(HEAD_PREFIX) and k not in src_state]
-    unexpected = [k for k in src_state if not k.startswith(HEAD_PREFIX) and k not in own]
-    misshaped = [k for k in own if not k.startswith(HEAD_PREFIX) and k in src_state
-                 and tuple(src_state[k].shape) != tuple(own[k].shape)]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} backbone key(s) missing from it, first {missing[0]!r}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected backbone key(s), first {unexpected[0]!r}")
-    if misshaped:
-        k = misshaped[0]
-        problems.append(f"{len(misshaped)} mis-shaped backbone key(s), first {k!r}: file {tuple(src_state[k].shape)} "
-                        f"vs model {tuple(own[k].shape)}")
+    problems = key_problems(src_state, own, ignore_prefix=HEAD_PREFIX, what="backbone ")
     if problems:
         raise CheckpointError(f"{path}: cannot initialise the model's backbone from it ({'; '.join(problems)})")
 

@@ -1,0 +1,330 @@
+"""``--engine ray`` (pipelines.ray_engine): the same outputs as the local engine, on a local Ray
+and on a two-node cluster on this machine; bad files and a worker killed mid-run accounted
+for; nothing partial; Ctrl-C; a rerun that skips everything; Ray bound to 127.0.0.1 only.
+
+The stage classes are also run in-process, without Ray, to check their pieces quickly.
+"""
+import os
+
+# Before ray is imported: the cluster of this module's fixture advertises 127.0.0.1 (else ray
+# resolves it to the machine's outward address), and so do the drivers started from here.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+import csv  # noqa: E402
+import ipaddress  # noqa: E402
+import json  # noqa: E402
+import pickle  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+pytest.importorskip("ray.data")  # the [ray] extra (CI installs it; MMN_NO_SKIP turns a skip into a failure)
+psutil = pytest.importorskip("psutil")
+
+from mmn.inference import Recognizer  # noqa: E402
+from pipelines.discovery import VideoJob  # noqa: E402
+from pipelines.job import JobOptions, job_record, process_video  # noqa: E402
+from pipelines.ray_engine import (  # noqa: E402
+    CRASH_HOOK_ENV,
+    ModelInfo,
+    ModelStage,
+    PlanError,
+    PoseStage,
+    RaySettings,
+    ReplayRecognizer,
+    _rows,
+    _silent,
+    clips_digest,
+    driver_threads,
+    plan_stages,
+    write_stage,
+)
+from pose.skeleton_file import read_skeleton  # noqa: E402
+from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR  # noqa: E402
+
+CLIPS = sorted(p.name for p in VIDEOS_DIR.glob("*.mp4"))
+WEIGHTS = GOLDEN_DIR / "weights.pt"
+BROKEN = {"cut_short.mp4", "empty.mp4", "notes.mp4"}
+
+
+def _cli(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "pipelines.video_to_labels", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _labels_without_timing(path: Path) -> dict:
+    doc = json.loads(path.read_text())
+    assert set(doc.pop("timing_s")) >= {"pose", "total"}
+    return doc
+
+
+def _same_outputs(a: Path, b: Path, keys) -> None:
+    """The run tables, each video's labels JSON apart from timings, its skeleton arrays and
+    its other files byte for byte."""
+    for table in ("failures.csv", "summary.csv", "windows.csv"):
+        assert sorted(map(str, _csv(a / table))) == sorted(map(str, _csv(b / table))), table
+    for key in keys:
+        assert _labels_without_timing(a / f"{key}.labels.json") == _labels_without_timing(b / f"{key}.labels.json")
+        sa, sb = read_skeleton(a / f"{key}.skeleton.h5"), read_skeleton(b / f"{key}.skeleton.h5")
+        for field in ("keypoints", "scores", "flags", "timestamps", "region_motion"):
+            np.testing.assert_array_equal(getattr(sa, field), getattr(sb, field), err_msg=f"{key} {field}")
+        for suffix in ("motion.csv", "events.csv", "heatmap.png", "timeline.png"):
+            assert (a / f"{key}.{suffix}").read_bytes() == (b / f"{key}.{suffix}").read_bytes(), f"{key}.{suffix}"
+
+
+def _no_parts(out: Path) -> None:
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".part")]
+
+
+class ListeningSockets:
+    """Every listening TCP socket (and unconnected UDP one) opened by a process tree, polled
+    while it runs."""
+
+    def __init__(self, root_pid: int) -> None:
+        self.root, self.seen, self._stop = root_pid, set(), threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def sample(self) -> None:
+        try:
+            root = psutil.Process(self.root)
+            procs = [root] + root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return
+        for p in procs:
+            try:
+                for c in p.net_connections(kind="inet"):
+                    if c.status == psutil.CONN_LISTEN or (c.type == 2 and not c.raddr):  # 2: SOCK_DGRAM
+                        self.seen.add((p.name(), c.laddr.ip, c.laddr.port))
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                pass
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(0.25)
+
+    def not_loopback(self) -> list:
+        def loopback(ip: str) -> bool:
+            a = ipaddress.ip_address(ip.split("%")[0])
+            return a.is_loopback or (a.version == 6 and a.ipv4_mapped is not None and a.ipv4_mapped.is_loopback)
+        return sorted(s for s in self.seen if not loopback(s[1]))
+
+
+# --------------------------------------------------------------------------- without Ray: the pieces
+
+
+def test_plan_fits_the_cluster_or_is_a_usage_error():
+    plan = plan_stages(2, 0, 1, RaySettings(), has_model=True)
+    assert (plan.pose_actors, plan.mmn_actors, plan.mmn_gpus) == (1, 1, 0) and plan.reserved_cpus <= 2
+    plan = plan_stages(64, 4, 4, RaySettings(mmn_actors=4), has_model=True, export_clips=True)
+    assert plan.mmn_gpus == 1 and plan.reserved_cpus <= 64 and plan.pose_actors == 46
+    assert plan_stages(64, 4, 4, RaySettings(), has_model=True, device="cpu").mmn_gpus == 0
+    assert plan_stages(2, 0, 1, RaySettings(pose_actors=2, pose_cpus=0.5), has_model=True).reserved_cpus == 2
+    assert plan_stages(2, 0, 1, RaySettings(), has_model=False).mmn_actors == 0
+    with pytest.raises(PlanError, match="reserve 3 CPUs"):
+        plan_stages(2, 0, 1, RaySettings(pose_actors=2), has_model=True)
+    with pytest.raises(PlanError, match="no GPU"):
+        plan_stages(8, 0, 1, RaySettings(), has_model=True, device="cuda")
+
+
+def test_stages_in_process_give_process_videos_document(tmp_path, golden_weights):
+    """Pose actor → MMN actor → write task, called directly: the same labels document as
+    process_video; mixing two videos' windows in one MMN batch moves probabilities only in
+    the last bits; the replaying recognizer refuses windows it was not given."""
+    rec = Recognizer.from_checkpoints(golden_weights, device="cpu")
+    jobs = [VideoJob(VIDEOS_DIR / CLIPS[0], "a"), VideoJob(VIDEOS_DIR / CLIPS[1], "b")]
+    local = process_video(jobs[0], JobOptions(out=tmp_path / "local"), rec, progress=_silent)
+    opts = JobOptions(out=tmp_path / "ray")
+    threads = driver_threads()
+    items = [{"job": j, "record": job_record(j, opts, rec), "nodes": {}, "seconds": {}, "error": None} for j in jobs]
+    posed = PoseStage(opts, threads)(_rows([j.key for j in jobs], items))
+    args = dict(opts=opts, checkpoints=[golden_weights.read_bytes()], sha256=[rec.streams[0].meta.sha256],
+                device="cpu", threads=threads)
+    one = ModelStage(**args)(posed)
+    written = [pickle.loads(p) for p in write_stage(one, opts=opts, model=ModelInfo.of(rec), threads=threads)["payload"]]
+    assert all(it["error"] is None for it in written)
+    doc = written[0]["doc"]
+    assert set(doc.pop("timing_s")) == {"pose", "model", "pictures", "total"} and local.pop("timing_s")
+    assert doc == local
+    assert json.loads((tmp_path / "ray" / "a.labels.json").read_text())["windows"] == local["windows"]
+
+    together = [pickle.loads(p) for p in ModelStage(**args, across=True)(posed)["payload"]]
+    apart = [pickle.loads(p) for p in one["payload"]]
+    for t, a in zip(together, apart):
+        pt, pa = t["prediction"], a["prediction"]
+        assert pt["digest"] == pa["digest"]
+        np.testing.assert_allclose(pt["probs"], pa["probs"], atol=1e-5)
+        assert (pt["probs"].argmax(1) == pa["probs"].argmax(1)).all()
+
+    replay = ReplayRecognizer(ModelInfo.of(rec), "cpu", apart[0]["prediction"])
+    with pytest.raises(RuntimeError, match="differ from those the model stage classified"):
+        replay.predict([np.zeros((40, 44, 2), np.float32)], return_maps=True)
+    assert clips_digest([np.zeros((2, 44, 2), np.float32)]) != clips_digest([np.zeros((2, 44, 2), np.float64) + 1])
+
+
+# --------------------------------------------------------------------------- on Ray
+
+
+def _faststart_truncated(src: Path, dst: Path) -> None:
+    from tests.test_pipeline_video_to_labels import _faststart_truncated as cut
+
+    cut(src, dst)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("inputs")
+    for name in CLIPS:
+        shutil.copy(VIDEOS_DIR / name, d / name)
+    _faststart_truncated(VIDEOS_DIR / "0030_01_0002.mp4", d / "cut_short.mp4")
+    (d / "empty.mp4").write_bytes(b"")
+    (d / "notes.mp4").write_text("this is a text file, not a video\n")
+    return d
+
+
+@pytest.fixture(scope="module")
+def local_run(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    res = _cli(inputs, "--out", out, "--weights", WEIGHTS, "--device", "cpu")
+    assert res.returncode == 1, res.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two Ray nodes on this machine, one CPU each, both on 127.0.0.1: the module's one Ray."""
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1",
+                                                      "include_dashboard": False})
+    c.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    c.wait_for_nodes()
+    yield c
+    c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster_run(inputs, cluster, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ray2")
+    with ListeningSockets(os.getpid()) as sockets:  # the cluster's processes are this process's children
+        res = _cli(inputs, "--out", out, "--weights", WEIGHTS, "--device", "cpu", "--engine", "ray",
+                   "--ray-address", cluster.address, "--pose-actors", "2", "--pose-cpus", "0.5")
+    return res, out, sockets
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_two_node_cluster_gives_the_local_engines_outputs(local_run, cluster_run):
+    res, out, sockets = cluster_run
+    assert res.returncode == 1, res.stderr[-3000:]
+    assert "2 pose actor(s) × 0.5 CPU" in res.stderr and "on 2 node(s)" in res.stderr
+    _same_outputs(local_run, out, [Path(c).stem for c in CLIPS])
+    failures = {Path(r["file"]).name: r["stage"] for r in _csv(out / "failures.csv")}
+    assert failures == {"cut_short.mp4": "decode", "empty.mp4": "probe", "notes.mp4": "probe"}
+    assert sorted(p.name for p in out.glob("*.failed.json")) == ["cut_short.failed.json", "empty.failed.json",
+                                                                 "notes.failed.json"]
+    stages = _csv(out / "stages.csv")
+    assert len(stages) == 6 and len({r["pose_node"] for r in stages}) == 2  # both nodes did pose work
+    assert all(r["model_node"] and r["write_node"] for r in stages if r["status"] == "done")
+    _no_parts(out)
+    assert sockets.seen and not sockets.not_loopback(), sockets.not_loopback()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_rerun_skips_everything_without_starting_ray(inputs, cluster_run, tmp_path):
+    out = Path(shutil.copytree(cluster_run[1], tmp_path / "out"))
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if not p.name.endswith(".csv")}
+    t0 = time.perf_counter()
+    res = _cli(inputs, "--out", out, "--weights", WEIGHTS, "--device", "cpu", "--engine", "ray")
+    assert res.returncode == 1, res.stderr[-3000:]
+    assert time.perf_counter() - t0 < 60 and "ray:" not in res.stderr  # nothing submitted: no Ray at all
+    assert res.stderr.count("unchanged since it last failed") == 3
+    assert sorted(r["status"] for r in _csv(out / "summary.csv")) == ["already done"] * 3 + ["failed"] * 3
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if not p.name.endswith(".csv")} == stamps
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_killed_worker_is_accounted_for_and_local_ray_binds_loopback_only(local_run, tmp_path):
+    """A pose worker dies (os._exit) in the middle of writing one video's skeleton, on every
+    try: that video is a failure with stage ``worker``, the other is labelled as locally,
+    nothing partial is left; the Ray this run started listens on 127.0.0.1 only."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in CLIPS[:2]:
+        shutil.copy(VIDEOS_DIR / name, src / name)
+    crash, fine = Path(CLIPS[0]).stem, Path(CLIPS[1]).stem
+    out = tmp_path / "out"
+    env = {**os.environ, CRASH_HOOK_ENV: crash}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.video_to_labels", str(src), "--out", str(out),
+                             "--weights", str(WEIGHTS), "--device", "cpu", "--engine", "ray"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with ListeningSockets(proc.pid) as sockets:
+        _, stderr = proc.communicate(timeout=540)
+    assert proc.returncode == 1, stderr[-3000:]
+    assert "a local Ray on this machine" in stderr
+    failures = _csv(out / "failures.csv")
+    assert [(Path(r["file"]).stem, r["stage"]) for r in failures] == [(crash, "worker")]
+    assert "died 2 times" in failures[0]["reason"]
+    assert {r["video"]: r["status"] for r in _csv(out / "summary.csv")} == {crash: "failed", fine: "done"}
+    assert sorted(p.name for p in out.glob(f"{crash}*")) == [f"{crash}.failed.json"]
+    assert json.loads((out / f"{crash}.failed.json").read_text())["stage"] == "worker"
+    _no_parts(out)
+    mine, local = (_labels_without_timing(d / f"{fine}.labels.json") for d in (out, local_run))
+    assert mine["video"].pop("path") != local["video"].pop("path") and mine == local  # another input folder
+    names = {name for name, _, _ in sockets.seen}
+    assert {"gcs_server", "raylet"} <= names, names  # the poll saw Ray's own processes
+    assert not sockets.not_loopback(), sockets.not_loopback()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ctrl_c_keeps_what_finished(inputs, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.video_to_labels", str(inputs), "--out", str(out),
+                             "--weights", str(WEIGHTS), "--device", "cpu", "--engine", "ray"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(out.glob("*.labels.json")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "interrupted: finished videos are kept" in stderr
+    summary = {r["video"]: r["status"] for r in _csv(out / "summary.csv")}
+    assert len(summary) == 6 and "not processed" in summary.values()
+    finished = list(out.glob("*.labels.json"))
+    assert finished and all(json.loads(p.read_text())["windows"] for p in finished)
+    for key, status in summary.items():
+        if status == "done":
+            assert (out / f"{key}.labels.json").is_file()
+    _no_parts(out)
