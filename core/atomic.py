@@ -88,17 +88,18 @@ def is_part_file(path: str | os.PathLike) -> bool:
 def remove_stale_parts(targets: Iterable[str | os.PathLike]) -> int:
     """Delete the leftover temporary files of exactly these target files (an interrupted
     run's); returns how many. Files of any other target are never touched."""
+    by_folder: dict[Path, list[re.Pattern[str]]] = {}
+    for target in map(Path, targets):
+        by_folder.setdefault(target.parent, []).append(_part_pattern(target.name))
     removed = 0
-    for target in targets:
-        target = Path(target)
-        pattern = _part_pattern(target.name)
+    for folder, patterns in by_folder.items():  # one listing per folder (output folders get large)
         try:
-            candidates = list(target.parent.iterdir())
+            names = [e.name for e in os.scandir(folder) if e.name.startswith(".") and e.name.endswith(PART_SUFFIX)]
         except OSError:
             continue
-        for p in candidates:
-            if pattern.fullmatch(p.name):
-                p.unlink(missing_ok=True)
+        for name in names:
+            if any(p.fullmatch(name) for p in patterns):
+                (folder / name).unlink(missing_ok=True)
                 removed += 1
     return removed
 
