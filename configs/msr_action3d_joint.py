@@ -10,7 +10,7 @@ dataset = 'msr_action3d'
 layout = 'msr_action3d_20'
 modality = 'joint'
 num_classes = 20
-data = dict(format='pyskl', path='../shared/fixtures/msr_action3d_2d.pkl',
+data = dict(format='pyskl', path='data/msr_action3d_2d.pkl',  # pyskl's MSR Action3D 2D file (see README)
             train=dict(split='xsub_train'), val=dict(split='xsub_val'), test=dict(split='xsub_val'))
 
 augment = dict(p=0.5, axis_mask=False, block_dropout=False)
