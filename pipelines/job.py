@@ -53,7 +53,7 @@ from pose.postprocess import SmoothingConfig
 
 __all__ = ["JobOptions", "Outputs", "ProgressFactory", "SharedEstimator", "StageError", "VideoJob", "VideoOutcome",
            "finished_document", "iter_outcomes", "job_record", "known_failure", "option_default", "process_video",
-           "record_failure", "run_video", "tqdm_frames"]
+           "record_failure", "run_video", "skeleton_stage", "tqdm_frames"]
 
 ProgressFactory = Callable[[int, str], Any]  # (total, description) -> context manager with .update(n)
 LAYOUT = MA52_44  # the pose stage makes MA-52 skeletons; checkpoints must read them
@@ -296,6 +296,30 @@ def load_or_extract_skeleton(job: VideoJob, outputs: Outputs, opts: JobOptions, 
     return skel
 
 
+def skeleton_stage(job: VideoJob, outputs: Outputs, opts: JobOptions, record: Mapping[str, Any], frames_hint: int,
+                   progress: ProgressFactory, estimator: SharedEstimator | None) -> Any:
+    """The pose stage of any engine: the video's skeleton (a reused file or a new extraction),
+    with every failure as a :class:`StageError` (``decode`` for the video, ``pose`` for the
+    estimator or anything else, a video without a person included)."""
+    from pose.video import VideoError
+
+    pose_key = {"input": record["input"], "pose": record["pose"]}
+    try:
+        skel = load_or_extract_skeleton(job, outputs, opts, pose_key, frames_hint, progress, estimator)
+    except StageError:
+        raise
+    except VideoError as e:
+        raise StageError("decode", str(e)) from None
+    except (ValueError, RuntimeError, OSError) as e:
+        raise StageError("pose", f"{job.path}: {e}") from None
+    except Exception as e:  # a library failing on odd input (cv2.error …) must not end the folder job
+        raise StageError("pose", f"{job.path}: {type(e).__name__}: {e}") from None
+    present = np.isfinite(skel.keypoints).all(axis=2).any(axis=1)
+    if not present.any():
+        raise StageError("pose", f"{job.path}: no person detected in any of {len(present)} frames")
+    return skel
+
+
 def motion_csv(result: LabelResult, fps: float, layout: Any) -> str:
     """``KEY.motion.csv``: per frame, each body part's skeleton heat (mean over its joints,
     torso lengths per second) and pixel motion energy (grey levels per pixel; empty where not
@@ -406,22 +430,8 @@ def process_video(job: VideoJob, opts: JobOptions, recognizer: Any = None,
         raise StageError("probe", str(e)) from None
     except OSError as e:
         raise StageError("probe", f"{job.path}: {e.strerror or e}") from None
-    pose_key = {"input": record["input"], "pose": record["pose"]}
-    try:
-        skel = load_or_extract_skeleton(job, outputs, opts, pose_key, info.frame_count, progress, estimator)
-    except StageError:
-        raise
-    except VideoError as e:
-        raise StageError("decode", str(e)) from None
-    except (ValueError, RuntimeError, OSError) as e:
-        raise StageError("pose", f"{job.path}: {e}") from None
-    except Exception as e:  # a library failing on odd input (cv2.error …) must not end the folder job
-        raise StageError("pose", f"{job.path}: {type(e).__name__}: {e}") from None
+    skel = skeleton_stage(job, outputs, opts, record, info.frame_count, progress, estimator)
     timing["pose"] = time.perf_counter() - t0
-
-    present = np.isfinite(skel.keypoints).all(axis=2).any(axis=1)
-    if not present.any():
-        raise StageError("pose", f"{job.path}: no person detected in any of {len(present)} frames")
 
     fps = float(info.fps)
     t1 = time.perf_counter()

@@ -49,10 +49,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import dataclasses
 import hashlib
-import io
 import json
 import logging
 import os
@@ -80,10 +78,11 @@ from pipelines.job import (
     finished_document,
     job_record,
     known_failure,
-    load_or_extract_skeleton,
     process_video,
     record_failure,
+    skeleton_stage,
 )
+from pipelines.tables import csv_text
 
 __all__ = ["ENGINES", "ModelInfo", "ModelStage", "Plan", "PlanError", "PoseStage", "RaySettings", "ReplayRecognizer",
            "add_engine_arguments", "engine_outcomes", "iter_ray_outcomes", "plan_stages", "write_stage"]
@@ -271,22 +270,8 @@ def pose_stage(job: VideoJob, opts: JobOptions, record: Mapping[str, Any],
         raise StageError("probe", str(e)) from None
     except OSError as e:
         raise StageError("probe", f"{job.path}: {e.strerror or e}") from None
-    pose_key = {"input": record["input"], "pose": record["pose"]}
     _crash_hook(job.key, outputs)
-    try:
-        skel = load_or_extract_skeleton(job, outputs, opts, pose_key, info.frame_count, _silent, estimator)
-    except StageError:
-        raise
-    except VideoError as e:
-        raise StageError("decode", str(e)) from None
-    except (ValueError, RuntimeError, OSError) as e:
-        raise StageError("pose", f"{job.path}: {e}") from None
-    except Exception as e:  # noqa: BLE001 - as process_video: odd input must not end the job
-        raise StageError("pose", f"{job.path}: {type(e).__name__}: {e}") from None
-    present = np.isfinite(skel.keypoints).all(axis=2).any(axis=1)
-    if not present.any():
-        raise StageError("pose", f"{job.path}: no person detected in any of {len(present)} frames")
-    return float(info.fps), skel
+    return float(info.fps), skeleton_stage(job, outputs, opts, record, info.frame_count, _silent, estimator)
 
 
 def _crash_hook(key: str, outputs: Outputs) -> None:
@@ -751,7 +736,7 @@ def iter_ray_outcomes(jobs: Sequence[VideoJob], opts: JobOptions, recognizer: An
             Outputs.for_key(opts.out, key).clean_leftovers()
         if stage_rows:
             with contextlib.suppress(OSError):
-                atomic_write_text(opts.out / f"stages{table_suffix}.csv", _csv(STAGES_HEADER, stage_rows))
+                atomic_write_text(opts.out / f"stages{table_suffix}.csv", csv_text(STAGES_HEADER, stage_rows))
 
 
 def _stage_row(it: Mapping[str, Any]) -> list[Any]:
@@ -763,12 +748,6 @@ def _stage_row(it: Mapping[str, Any]) -> list[Any]:
         [f"{clock[c]:.3f}" if c in clock else "" for c in ("pose_start", "end")]
 
 
-def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 # --------------------------------------------------------------------------- the command line

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.atomic import atomic_write_text
 
-__all__ = ["RunTables", "summary_row", "window_rows"]
+__all__ = ["RunTables", "csv_text", "summary_row", "window_rows"]
 
 WINDOW_HEADER = ["video", "window", "start_s", "end_s", "start_frame", "end_frame", "top1_code", "top1_name",
                  "top1_prob", "body", "top_k", "skipped"]
@@ -25,7 +25,7 @@ SUMMARY_HEADER = ["video", "status", "frames", "duration_s", "fps", "windows", "
 FAILURE_HEADER = ["file", "stage", "reason"]
 
 
-def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
@@ -80,6 +80,6 @@ class RunTables:
 
     def write(self, out: Path, suffix: str = "") -> list[Path]:
         """Write the three tables (``suffix`` e.g. ``.shard-0-of-2``); returns their paths."""
-        return [atomic_write_text(out / f"windows{suffix}.csv", _csv_text(WINDOW_HEADER, self.windows)),
-                atomic_write_text(out / f"summary{suffix}.csv", _csv_text(SUMMARY_HEADER, self.summary)),
-                atomic_write_text(out / f"failures{suffix}.csv", _csv_text(FAILURE_HEADER, self.failures))]
+        return [atomic_write_text(out / f"windows{suffix}.csv", csv_text(WINDOW_HEADER, self.windows)),
+                atomic_write_text(out / f"summary{suffix}.csv", csv_text(SUMMARY_HEADER, self.summary)),
+                atomic_write_text(out / f"failures{suffix}.csv", csv_text(FAILURE_HEADER, self.failures))]
