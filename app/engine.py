@@ -29,6 +29,7 @@ from pipelines.job import (
     VideoJob,
     option_default,
     process_video,
+    region_series,
     write_annotations,
 )
 from pipelines.labels_doc import NO_WEIGHTS_REASON
@@ -232,5 +233,4 @@ def analyse(video: CheckedVideo, settings: Settings, models: Models | None, cfg:
                     energy=result.extras["motion_energy"].sum(axis=1).astype(np.float32), outputs=outputs,
                     has_labels=recognizer is not None,
                     extras={"labels_absent_reason": None if recognizer is not None else NO_WEIGHTS_REASON},
-                    region_motion=None if skel.region_motion is None else
-                    {name: skel.region_motion[:, i] for i, (name, _) in enumerate(LAYOUT.parts)})
+                    region_motion=region_series(result, LAYOUT))

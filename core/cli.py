@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["positive_float", "positive_int", "unit_interval"]
+__all__ = ["non_negative_float", "positive_float", "positive_int", "unit_interval"]
 
 
 def _parse(text: str, kind: type, what: str) -> int | float:
@@ -26,6 +26,13 @@ def positive_float(text: str) -> float:
     value = float(_parse(text, float, "a number"))
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(_parse(text, float, "a number"))
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number ≥ 0, got {text}")
     return value
 
 

@@ -27,16 +27,13 @@ from core.atomic import FolderError, ensure_writable_folder
 from core.cli import positive_float, unit_interval
 from pipelines.dataset_builder import BuildOptions, DatasetBuildError, build_dataset, report_path
 from pipelines.job import StageError, option_default
+from pipelines.pose_flags import add_pose_arguments, pose_options
 from pipelines.spans import AnnotationError
-from pose.estimators import BACKENDS as POSE_BACKENDS
-from pose.postprocess import SMOOTHING_METHODS
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mmn.inference import DEVICES
-
     d = option_default
     ap = argparse.ArgumentParser(prog="python -m pipelines.build_dataset",
                                  description="Turn annotated videos (ELAN .eaf files or a CSV of video,start_s,"
@@ -51,12 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--stride", type=positive_float, default=d("stride"), help="window stride in seconds")
     ap.add_argument("--background", help="class name for windows inside no span (default: leave them out)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
-    ap.add_argument("--pose-backend", default=d("pose_backend"), choices=POSE_BACKENDS)
-    ap.add_argument("--pose-config", help="mmpose: model config file")
-    ap.add_argument("--pose-checkpoint", help="mmpose: model checkpoint file")
-    ap.add_argument("--pose-results", help="precomputed: AlphaPose Halpe-136 JSON or pyskl pickle with the skeletons")
-    ap.add_argument("--smoothing", default=d("smoothing"), choices=SMOOTHING_METHODS)
-    ap.add_argument("--device", default="auto", choices=DEVICES, help="mmpose: device")
+    add_pose_arguments(ap)
     return ap
 
 
@@ -67,13 +59,11 @@ def _progress(total: int, desc: str):
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
-    pose_options = {"mmpose": {"config": args.pose_config, "checkpoint": args.pose_checkpoint, "device": args.device},
-                    "precomputed": {"path": args.pose_results}}.get(args.pose_backend, {})
     try:
         opts = BuildOptions(out=args.out, tier=args.tier, videos_dir=args.videos, val_fraction=args.val_fraction,
                             window=args.window, stride=args.stride, background=args.background, seed=args.seed,
                             pose_backend=args.pose_backend,
-                            pose_options={k: v for k, v in pose_options.items() if v is not None},
+                            pose_options=pose_options(args),
                             smoothing=args.smoothing)
         if args.out.is_dir():
             raise FolderError(f"{args.out}: is a folder; --out names the dataset file (e.g. data.pkl)")

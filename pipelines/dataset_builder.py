@@ -9,7 +9,7 @@ rows ``video,start_s,end_s,label``; ``video`` is an absolute path, or a path rel
 pooled; then :func:`pipelines.spans.check_spans` applies the rules (clipping within one frame
 of the end, merging same-label overlaps, refusing overlaps of different labels).
 
-Each video goes through the pipeline's pose stage (:func:`pipelines.job.load_or_extract_skeleton`:
+Each video goes through the pipeline's pose stage (:func:`pipelines.job.skeleton_stage`:
 same estimator, smoothing and skeleton file), cached in ``DATA.skeletons/KEY.skeleton.h5``
 beside the output and reused while the video and pose options are unchanged. It is cut into
 windows as the labelling pipeline cuts it (:func:`pipelines.windowing.make_windows`), and:
@@ -64,8 +64,8 @@ from pipelines.job import (
     SharedEstimator,
     StageError,
     input_fingerprint,
-    load_or_extract_skeleton,
     pose_record,
+    skeleton_stage,
 )
 from pipelines.labelling import MIN_PRESENT_FRACTION, fill_for_model
 from pipelines.spans import AnnotationError, Span, check_spans, read_csv_spans
@@ -376,26 +376,20 @@ def _label_video(job: VideoJob, group: VideoSpans, info: Any, opts: BuildOptions
                  skipped_spans: list[dict[str, Any]], skipped_videos: list[dict[str, str]]) -> dict[str, Any] | None:
     """Skeleton, windows and labels of one video (appended to ``samples``); its report entry,
     or None when the video cannot be used (recorded in ``skipped_videos``)."""
-    from pose.video import VideoError
-
     outputs = Outputs.for_key(jopts.out, job.key)
     outputs.clean_leftovers()
     source = ", ".join(group.sources)
-    try:
-        pose_key = {"input": input_fingerprint(job.path), "pose": pose_record(jopts)}
-        skel = load_or_extract_skeleton(job, outputs, jopts, pose_key, info.frame_count, progress, estimator)
-    except StageError:
-        raise  # the skeleton cache cannot be written: nothing else will work either
-    except (VideoError, ValueError, RuntimeError, OSError) as e:
-        skipped_videos.append({"video": str(job.path), "source": source, "reason": f"pose failed: {e}"})
+    record = {"input": input_fingerprint(job.path), "pose": pose_record(jopts)}
+    try:  # the pipeline's own pose stage: same failures, the same way (a video without a person too)
+        skel = skeleton_stage(job, outputs, jopts, record, info.frame_count, progress, estimator)
+    except StageError as e:
+        if isinstance(e.__cause__, OSError):
+            raise  # the skeleton cache cannot be written: nothing else will work either
+        skipped_videos.append({"video": str(job.path), "source": source, "reason": f"{e.stage} failed: {e}"})
         return None
     keypoints = np.asarray(skel.keypoints, np.float32)
     n, fps = int(keypoints.shape[0]), float(info.fps)
     present = np.isfinite(keypoints).all(axis=2).any(axis=1)
-    if n == 0 or not present.any():
-        skipped_videos.append({"video": str(job.path), "source": source,
-                               "reason": f"no person detected in any of its {n} frames"})
-        return None
     spans = check_spans(group.spans, n / fps, fps, what=str(job.path))
     windows = make_windows(n, fps, opts.window, opts.stride)
     per_span = [0] * len(spans)

@@ -53,7 +53,7 @@ from pose.postprocess import SmoothingConfig
 
 __all__ = ["JobOptions", "Outputs", "ProgressFactory", "SharedEstimator", "StageError", "VideoJob", "VideoOutcome",
            "finished_document", "iter_outcomes", "job_record", "known_failure", "option_default", "process_video",
-           "record_failure", "run_video", "skeleton_stage", "tqdm_frames"]
+           "record_failure", "region_series", "run_video", "skeleton_stage", "tqdm_frames", "triage"]
 
 ProgressFactory = Callable[[int, str], Any]  # (total, description) -> context manager with .update(n)
 LAYOUT = MA52_44  # the pose stage makes MA-52 skeletons; checkpoints must read them
@@ -355,13 +355,14 @@ def write_pictures(job: VideoJob, fps: float, result: LabelResult, outputs: Outp
                                 result.extras["motion_energy"].sum(axis=1), fps,
                                 note=None if has_labels else NO_LABELS_NOTE,
                                 title=f"{job.path.name} · micro-actions over time", body_levels=body_levels,
-                                region_motion=_region_series(result, LAYOUT))
+                                region_motion=region_series(result, LAYOUT))
     for picture, path in ((heatmap, outputs.heatmap), (timeline, outputs.timeline)):
         with atomic_path(path) as tmp:
             picture.save(tmp)
 
 
-def _region_series(result: LabelResult, layout: Any) -> dict[str, np.ndarray] | None:
+def region_series(result: LabelResult, layout: Any) -> dict[str, np.ndarray] | None:
+    """Body part → (N,) pixel motion energy per frame, or None where it was not measured."""
     pixels = result.extras.get("region_motion")
     return None if pixels is None else {name: pixels[:, i] for i, (name, _) in enumerate(layout.parts)}
 
@@ -507,17 +508,17 @@ class VideoOutcome:
     known: bool = False  # a failure recorded by an earlier run for this unchanged file
 
 
-def run_video(job: VideoJob, opts: JobOptions, recognizer: Any = None, *, retry_failed: bool = False,
-              progress: ProgressFactory = tqdm_frames, estimator: SharedEstimator | None = None) -> VideoOutcome:
-    """One video with the folder job's bookkeeping: skip it when finished, report an
-    unchanged earlier failure without retrying (unless ``retry_failed`` or ``opts.overwrite``),
-    else process it and record a failure as ``KEY.failed.json``. Never raises StageError."""
+def triage(job: VideoJob, opts: JobOptions, recognizer: Any = None, *,
+           retry_failed: bool = False) -> VideoOutcome | dict[str, Any]:
+    """What any engine decides before processing a video: its outcome when there is nothing
+    to do (finished; an unchanged earlier failure, unless ``retry_failed`` or
+    ``opts.overwrite``; unreadable), else its :func:`job_record`, with the old failure
+    record removed."""
     outputs = Outputs.for_key(opts.out, job.key)
     try:
         record = job_record(job, opts, recognizer)
     except OSError as e:
-        error = StageError("probe", f"{job.path}: {e.strerror or e}")
-        return VideoOutcome(job, "failed", error=error)
+        return VideoOutcome(job, "failed", error=StageError("probe", f"{job.path}: {e.strerror or e}"))
     if not opts.overwrite:
         doc = finished_document(outputs, opts, record)
         if doc is not None:
@@ -526,6 +527,17 @@ def run_video(job: VideoJob, opts: JobOptions, recognizer: Any = None, *, retry_
         if known is not None:
             return VideoOutcome(job, "failed", error=known, known=True)
     outputs.failed.unlink(missing_ok=True)
+    return record
+
+
+def run_video(job: VideoJob, opts: JobOptions, recognizer: Any = None, *, retry_failed: bool = False,
+              progress: ProgressFactory = tqdm_frames, estimator: SharedEstimator | None = None) -> VideoOutcome:
+    """One video with the folder job's bookkeeping (:func:`triage`), then processed, a failure
+    recorded as ``KEY.failed.json``. Never raises StageError."""
+    record = triage(job, opts, recognizer, retry_failed=retry_failed)
+    if isinstance(record, VideoOutcome):
+        return record
+    outputs = Outputs.for_key(opts.out, job.key)
     try:
         doc = process_video(job, opts, recognizer, progress, estimator=estimator, record=record)
     except StageError as e:

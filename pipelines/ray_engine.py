@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 
 from core.atomic import atomic_write_text
-from core.cli import positive_float, positive_int
+from core.cli import non_negative_float, positive_float, positive_int
 from pipelines.discovery import VideoJob
 from pipelines.job import (
     LAYOUT,
@@ -75,12 +75,10 @@ from pipelines.job import (
     SharedEstimator,
     StageError,
     VideoOutcome,
-    finished_document,
-    job_record,
-    known_failure,
     process_video,
     record_failure,
     skeleton_stage,
+    triage,
 )
 from pipelines.tables import csv_text
 
@@ -659,23 +657,11 @@ def iter_ray_outcomes(jobs: Sequence[VideoJob], opts: JobOptions, recognizer: An
     log = log or (lambda message: print(message, file=sys.stderr))
     todo: list[tuple[VideoJob, dict]] = []
     for job in jobs:  # what run_video does before processing, here before submitting
-        outputs = Outputs.for_key(opts.out, job.key)
-        try:
-            record = job_record(job, opts, recognizer)
-        except OSError as e:
-            yield VideoOutcome(job, "failed", error=StageError("probe", f"{job.path}: {e.strerror or e}"))
-            continue
-        if not opts.overwrite:
-            doc = finished_document(outputs, opts, record)
-            if doc is not None:
-                yield VideoOutcome(job, "already done", doc)
-                continue
-            known = None if retry_failed else known_failure(job, outputs, opts)
-            if known is not None:
-                yield VideoOutcome(job, "failed", error=known, known=True)
-                continue
-        outputs.failed.unlink(missing_ok=True)
-        todo.append((job, record))
+        record = triage(job, opts, recognizer, retry_failed=retry_failed)
+        if isinstance(record, VideoOutcome):
+            yield record
+        else:
+            todo.append((job, record))
     if not todo:
         return
     by_key = {job.key: job for job, _ in todo}
@@ -748,8 +734,6 @@ def _stage_row(it: Mapping[str, Any]) -> list[Any]:
         [f"{clock[c]:.3f}" if c in clock else "" for c in ("pose_start", "end")]
 
 
-
-
 # --------------------------------------------------------------------------- the command line
 
 
@@ -763,16 +747,6 @@ class _EngineAction(argparse.Action):
             if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.data") is None:
                 parser.error("--engine ray needs Ray Data: pip install '.[ray]' (./install.sh installs it)")
         setattr(namespace, self.dest, value)
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value >= 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a number ≥ 0, got {text}")
-    return value
 
 
 def add_engine_arguments(ap: argparse.ArgumentParser) -> None:
@@ -789,7 +763,7 @@ def add_engine_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--mmn-actors", type=positive_int, default=RaySettings.mmn_actors, help="MMN actors")
     g.add_argument("--mmn-cpus", type=positive_float, default=RaySettings.mmn_cpus,
                    help="CPUs each MMN actor reserves")
-    g.add_argument("--mmn-gpus", type=_non_negative_float,
+    g.add_argument("--mmn-gpus", type=non_negative_float,
                    help="GPUs each MMN actor reserves (default: 1 where the cluster has GPUs, else 0)")
     g.add_argument("--writer-cpus", type=positive_float, default=RaySettings.writer_cpus,
                    help="CPUs each write task (pictures, clip, labels JSON) reserves")

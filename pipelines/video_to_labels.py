@@ -30,11 +30,10 @@ from mmn.model import MAP_NAMES
 from pipelines.discovery import discover, select_shard
 from pipelines.job import LAYOUT, JobOptions, option_default
 from pipelines.labels_doc import NO_WEIGHTS_REASON
+from pipelines.pose_flags import add_pose_arguments, pose_options
 from pipelines.ray_engine import add_engine_arguments, engine_outcomes
 from pipelines.render import CLIP_PRESETS
 from pipelines.tables import RunTables, summary_row
-from pose.estimators import BACKENDS as POSE_BACKENDS
-from pose.postprocess import SMOOTHING_METHODS
 
 __all__ = ["build_parser", "main", "parse_shard"]
 
@@ -50,8 +49,6 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mmn.inference import DEVICES
-
     d = option_default
     ap = argparse.ArgumentParser(prog="python -m pipelines.video_to_labels",
                                  description="Label interview videos with micro-actions over time.")
@@ -60,12 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--recursive", action="store_true", help="look for videos in sub-folders too")
     ap.add_argument("--weights", type=Path, help="MMN joint checkpoint (the authors' or mmn.train's)")
     ap.add_argument("--weights-bone", type=Path, help="MMN bone checkpoint: adds the 2S ensemble")
-    ap.add_argument("--pose-backend", default=d("pose_backend"), choices=POSE_BACKENDS)
-    ap.add_argument("--pose-config", help="mmpose: model config file")
-    ap.add_argument("--pose-checkpoint", help="mmpose: model checkpoint file")
-    ap.add_argument("--pose-results", help="precomputed: AlphaPose Halpe-136 JSON or pyskl pickle with the skeletons")
-    ap.add_argument("--smoothing", default=d("smoothing"), choices=SMOOTHING_METHODS)
-    ap.add_argument("--device", default="auto", choices=DEVICES)
+    add_pose_arguments(ap)
     ap.add_argument("--window", type=positive_float, default=d("window"),
                     help="window length in seconds (≈ an MA-52 clip)")
     ap.add_argument("--stride", type=positive_float, default=d("stride"), help="window stride in seconds")
@@ -108,11 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.weights_bone and not args.weights:
         ap.error("--weights-bone needs --weights (the joint stream)")
-    pose_options = {"mmpose": {"config": args.pose_config, "checkpoint": args.pose_checkpoint, "device": args.device},
-                    "precomputed": {"path": args.pose_results}}.get(args.pose_backend, {})
     try:
         opts = JobOptions(out=args.out, pose_backend=args.pose_backend,
-                          pose_options={k: v for k, v in pose_options.items() if v is not None},
+                          pose_options=pose_options(args),
                           smoothing=args.smoothing, window=args.window, stride=args.stride,
                           threshold=args.threshold, top_k=args.top_k, heatmap=args.heatmap,
                           batch_size=args.batch_size, export_clips=args.export_clips, clip_preset=args.clip_preset,

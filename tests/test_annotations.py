@@ -546,3 +546,26 @@ def test_malformed_input_exits_2_naming_the_file(tmp_path, exported, capsys):
     nothing.write_text("video,start_s,end_s,label\nnope.mp4,0,1,x\n")
     assert build_cli.main([str(nothing), *common]) == 1
     assert "no annotated video could be used: nope.mp4: no such video" in capsys.readouterr().err
+
+
+def test_a_video_the_pose_stage_cannot_use_is_skipped_not_fatal(tmp_path, exported):
+    """The builder runs the pipeline's own pose stage (:func:`pipelines.job.skeleton_stage`),
+    so a 2×2-pixel video and a video without a person are reported as the folder job reports
+    them, and the rest is built."""
+    from tests.test_job_robustness import _high_rate_video
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(VIDEOS_DIR / "0030_01_0002.mp4", videos / "0030_01_0002.mp4")
+    _high_rate_video(videos / "tiny.mp4", 20, 30, size=(2, 2))
+    _high_rate_video(videos / "nobody.mp4", 60, 30, size=(320, 240))
+    table = tmp_path / "spans.csv"
+    table.write_text("video,start_s,end_s,label\n0030_01_0002.mp4,0.0,2.5,shaking body\n"
+                     "tiny.mp4,0.0,0.6,nod\nnobody.mp4,0.0,2.0,nod\n")
+    out = seeded(tmp_path / "data.pkl", exported)
+    assert build_cli.main([str(table), "--videos", str(videos), "--out", str(out), "--window", "0.5",
+                           "--stride", "0.25", "--val-fraction", "0"]) == 0
+    skipped = {Path(v["video"]).name: v["reason"] for v in json.loads(report_path(out).read_text())["skipped"]["videos"]}
+    assert set(skipped) == {"tiny.mp4", "nobody.mp4"}
+    assert all(r.startswith("pose failed: ") and "no person detected" in r for r in skipped.values()), skipped
+    assert load_data_pickle(out)["label_names"] == ["shaking body"]

@@ -17,6 +17,7 @@ from pipelines.discovery import VideoJob, discover, select_shard
 from pipelines.figures import grouped_joint_order, read_row_labels
 from pose.skeleton_file import read_skeleton
 from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
+from tests.media import clips_and_broken_files
 
 pytestmark = pytest.mark.slow  # whole-folder runs of the real clips, several times over
 
@@ -40,22 +41,6 @@ def _run(*args, timeout=900):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def _faststart_truncated(src: Path, dst: Path, keep: float = 0.6) -> None:
-    """A clip whose index is at the front but whose media data stops at ``keep`` of the file:
-    it opens, decodes some frames, then runs dry — a download cut short."""
-    tmp = dst.with_suffix(".full.mp4")
-    with av.open(str(src)) as inp, av.open(str(tmp), "w", options={"movflags": "+faststart"}) as out:
-        s_in = inp.streams.video[0]
-        s_out = out.add_stream_from_template(s_in)
-        for packet in inp.demux(s_in):
-            if packet.dts is not None:
-                packet.stream = s_out
-                out.mux(packet)
-    data = tmp.read_bytes()
-    dst.write_bytes(data[: int(len(data) * keep)])
-    tmp.unlink()
-
-
 def _csv(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -63,12 +48,7 @@ def _csv(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("inputs")
-    for name in CLIPS:
-        shutil.copy(VIDEOS_DIR / name, d / name)
-    _faststart_truncated(VIDEOS_DIR / "0030_01_0002.mp4", d / "cut_short.mp4")
-    (d / "empty.mp4").write_bytes(b"")
-    (d / "notes.mp4").write_text("this is a text file, not a video\n")
+    d = clips_and_broken_files(tmp_path_factory.mktemp("inputs"))
     (d / "readme.txt").write_text("ignored: not a video suffix\n")
     return d
 

@@ -48,6 +48,7 @@ from pipelines.ray_engine import (  # noqa: E402
 )
 from pose.skeleton_file import read_skeleton  # noqa: E402
 from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR  # noqa: E402
+from tests.media import clips_and_broken_files  # noqa: E402
 
 CLIPS = sorted(p.name for p in VIDEOS_DIR.glob("*.mp4"))
 WEIGHTS = GOLDEN_DIR / "weights.pt"
@@ -185,21 +186,9 @@ def test_stages_in_process_give_process_videos_document(tmp_path, golden_weights
 # --------------------------------------------------------------------------- on Ray
 
 
-def _faststart_truncated(src: Path, dst: Path) -> None:
-    from tests.test_pipeline_video_to_labels import _faststart_truncated as cut
-
-    cut(src, dst)
-
-
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("inputs")
-    for name in CLIPS:
-        shutil.copy(VIDEOS_DIR / name, d / name)
-    _faststart_truncated(VIDEOS_DIR / "0030_01_0002.mp4", d / "cut_short.mp4")
-    (d / "empty.mp4").write_bytes(b"")
-    (d / "notes.mp4").write_text("this is a text file, not a video\n")
-    return d
+    return clips_and_broken_files(tmp_path_factory.mktemp("inputs"))
 
 
 @pytest.fixture(scope="module")
