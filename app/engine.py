@@ -21,6 +21,7 @@ import numpy as np
 from app.config import AppConfig
 from app.validate import CheckedVideo
 from core.atomic import atomic_write_text
+from pipelines.formats.labels_doc import NO_WEIGHTS_REASON
 from pipelines.job import (
     LAYOUT,
     JobOptions,
@@ -32,8 +33,7 @@ from pipelines.job import (
     region_series,
     write_annotations,
 )
-from pipelines.labels_doc import NO_WEIGHTS_REASON
-from pipelines.motion_energy import normalise_heat
+from pipelines.stages.motion_energy import normalise_heat
 from pose.postprocess import SmoothingConfig
 
 STREAMS = ("2S (joint + bone)", "joint", "bone")

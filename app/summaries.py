@@ -6,7 +6,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from pipelines.figures import body_colour
+from pipelines.drawing.figures import body_colour
 
 
 def window_at(windows: Sequence[dict[str, Any]], t: float) -> dict[str, Any] | None:

@@ -27,9 +27,9 @@ from app.folders import RequestFolders
 from app.summaries import clip_top_k, top_k_html, window_at
 from app.validate import Limits, UploadError, check_upload
 from mmn.model import MAP_NAMES
-from pipelines import figures
+from pipelines.drawing import figures
+from pipelines.formats.labels_doc import body_levels_of
 from pipelines.job import LAYOUT, StageError
-from pipelines.labels_doc import body_levels_of
 
 log = logging.getLogger("app")
 DEFAULTS = Settings()  # the page's initial settings are the job's defaults

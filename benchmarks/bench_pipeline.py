@@ -10,7 +10,7 @@ For each real clip (default: examples/videos) and a longer clip made by concaten
 - pose: the pose estimator on already-decoded frames (MediaPipe Holistic by default);
 - extract: the whole ``pose.extract_skeleton`` (decode, overlapped with pose on a thread; pose;
   mapping to 44 joints, subject tracking, gap filling and smoothing);
-- model: windows through MMN with modulation maps (``pipelines.labelling.label_track``);
+- model: windows through MMN with modulation maps (``pipelines.stages.labelling.label_track``);
 - render: drawing and H.264-encoding the annotated clip (decode included), x264 ``veryfast``;
 - labels: ``pipelines.video_to_labels.process_video`` wall time without clips (skeleton file
   and labels JSON: the folder job's default);
@@ -37,10 +37,10 @@ import torch  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from core.layouts import MA52_44  # noqa: E402
 from mmn.inference import Recognizer  # noqa: E402
+from pipelines.drawing.render import H264Writer  # noqa: E402
 from pipelines.job import JobOptions, SharedEstimator, VideoJob, process_video  # noqa: E402
-from pipelines.labelling import label_track  # noqa: E402
-from pipelines.render import H264Writer  # noqa: E402
-from pipelines.windowing import make_windows  # noqa: E402
+from pipelines.stages.labelling import label_track  # noqa: E402
+from pipelines.stages.windowing import make_windows  # noqa: E402
 from pose.extract import extract_skeleton  # noqa: E402
 from pose.video import iter_frames, probe_video  # noqa: E402
 

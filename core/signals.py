@@ -12,7 +12,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
-__all__ = ["deferred_interrupt"]
+__all__ = ["deferred_interrupt", "terminate_as_interrupt"]
 
 
 @contextlib.contextmanager
@@ -33,3 +33,21 @@ def deferred_interrupt() -> Iterator[None]:
             previous(*received[0])
         elif received and previous == signal.SIG_DFL:
             raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``, a scheduler ending a job) raises KeyboardInterrupt
+    like Ctrl-C, so the same clean-up runs: finished work kept, partial files removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

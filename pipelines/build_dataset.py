@@ -9,7 +9,7 @@
 ``mmn.train`` with ``data = dict(format='pyskl', path='DATA.pkl', train=dict(split='train'),
 val=dict(split='val'))``), ``DATA.report.json`` (what was used and skipped, also printed on
 stderr) and the skeleton cache ``DATA.skeletons/``. The rules are those of
-:mod:`pipelines.dataset_builder` and :mod:`pipelines.spans`; this module is only the command line.
+:mod:`pipelines.dataset_builder` and :mod:`pipelines.formats.spans`; this module is only the command line.
 
 Exit status: 0 written, 1 nothing usable (every video missing or unreadable, no labelled
 window) or the output cannot be written, 2 usage error or malformed annotations (the message
@@ -26,9 +26,9 @@ from tqdm import tqdm
 from core.atomic import FolderError, ensure_writable_folder
 from core.cli import positive_float, unit_interval
 from pipelines.dataset_builder import BuildOptions, DatasetBuildError, build_dataset, report_path
+from pipelines.formats.spans import AnnotationError
 from pipelines.job import StageError, option_default
 from pipelines.pose_flags import add_pose_arguments, pose_options
-from pipelines.spans import AnnotationError
 
 __all__ = ["build_parser", "main"]
 

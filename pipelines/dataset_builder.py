@@ -2,23 +2,23 @@
 
     report = build_dataset([Path("a.eaf"), Path("spans.csv")], BuildOptions(out=Path("data.pkl")))
 
-Inputs are ELAN files (:mod:`pipelines.elan`, one video each: the video it links, or the
-same name or the ``.eaf``'s stem in ``videos_dir``) and CSV tables (:mod:`pipelines.spans`,
+Inputs are ELAN files (:mod:`pipelines.formats.elan`, one video each: the video it links, or the
+same name or the ``.eaf``'s stem in ``videos_dir``) and CSV tables (:mod:`pipelines.formats.spans`,
 rows ``video,start_s,end_s,label``; ``video`` is an absolute path, or a path relative to
 ``videos_dir`` or else to the table's folder). Spans of the same video from several files are
-pooled; then :func:`pipelines.spans.check_spans` applies the rules (clipping within one frame
+pooled; then :func:`pipelines.formats.spans.check_spans` applies the rules (clipping within one frame
 of the end, merging same-label overlaps, refusing overlaps of different labels).
 
 Each video goes through the pipeline's pose stage (:func:`pipelines.job.skeleton_stage`:
 same estimator, smoothing and skeleton file), cached in ``DATA.skeletons/KEY.skeleton.h5``
 beside the output and reused while the video and pose options are unchanged. It is cut into
-windows as the labelling pipeline cuts it (:func:`pipelines.windowing.make_windows`), and:
+windows as the labelling pipeline cuts it (:func:`pipelines.stages.windowing.make_windows`), and:
 
 - a window takes a span's label when more than half of it lies inside that span;
 - a window inside no span is left out, or labelled ``background`` when one is named;
 - a window in which the subject is missing from more than half the frames is left out (the
   labelling pipeline skips those too); the others have their gaps filled as for the model
-  (:func:`pipelines.labelling.fill_for_model`), so every coordinate is finite;
+  (:func:`pipelines.stages.labelling.fill_for_model`), so every coordinate is finite;
 - a label with fewer than :data:`MIN_WINDOWS` windows over all videos is dropped.
 
 Videos are split into ``train`` and ``val`` whole (the windows of one video never land in
@@ -56,7 +56,8 @@ import numpy as np
 
 from core.atomic import atomic_path, atomic_write_text
 from pipelines.discovery import VideoJob, discover
-from pipelines.elan import linked_video, read_eaf_spans
+from pipelines.formats.elan import linked_video, read_eaf_spans
+from pipelines.formats.spans import AnnotationError, Span, check_spans, read_csv_spans
 from pipelines.job import (
     JobOptions,
     Outputs,
@@ -67,9 +68,8 @@ from pipelines.job import (
     pose_record,
     skeleton_stage,
 )
-from pipelines.labelling import MIN_PRESENT_FRACTION, fill_for_model
-from pipelines.spans import AnnotationError, Span, check_spans, read_csv_spans
-from pipelines.windowing import Window, make_windows
+from pipelines.stages.labelling import MIN_PRESENT_FRACTION, fill_for_model
+from pipelines.stages.windowing import Window, make_windows
 
 __all__ = ["MIN_WINDOWS", "BuildOptions", "BuildReport", "DatasetBuildError", "VideoSpans", "build_dataset",
            "collect_spans", "report_path", "skeleton_folder", "split_videos", "window_label"]

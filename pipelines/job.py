@@ -10,11 +10,11 @@ atomically (:mod:`core.atomic`):
 
 - ``KEY.skeleton.h5``: the 44-joint track (docs/skeleton-file.md);
 - ``KEY.labels.json``: windows, top-k, merged segments, heat summary and the ``job`` record
-  (schema ``pipelines/labels.schema.json``); written last, so it marks the video done;
+  (schema ``pipelines/formats/labels.schema.json``); written last, so it marks the video done;
 - ``KEY.heatmap.png``, ``KEY.timeline.png`` (``pictures``); ``KEY.annotated.mp4``
   (``export_clips``);
-- ``KEY.events.csv``: one row per segment (:mod:`pipelines.events`); ``KEY.eaf``: the labels
-  as ELAN tiers with the video linked (``elan``, :mod:`pipelines.elan`);
+- ``KEY.events.csv``: one row per segment (:mod:`pipelines.formats.events`); ``KEY.eaf``: the labels
+  as ELAN tiers with the video linked (``elan``, :mod:`pipelines.formats.elan`);
 - ``KEY.failed.json`` instead of all of those for a video that failed: stage, reason, and the
   file's size and modification time, so an unchanged broken file is not retried.
 
@@ -38,16 +38,17 @@ import numpy as np
 from tqdm import tqdm
 
 from core.atomic import atomic_path, atomic_write_text, remove_stale_parts
+from core.csv_table import csv_text
 from core.hashing import MIB, sha256_file
 from core.layouts import MA52_44
 from mmn.model import MAP_NAMES
 from mmn.preprocess import CLIP_LEN
 from pipelines.discovery import VideoJob
-from pipelines.labelling import LabelResult, label_track
-from pipelines.labels_doc import NO_LABELS_NOTE, labels_document, windowing_section
-from pipelines.motion_energy import normalise_heat
-from pipelines.render import BODY_LEVEL_COLOURS_BGR, CLIP_PRESETS, NO_LABEL_BGR, FrameAnnotation
-from pipelines.windowing import make_windows
+from pipelines.drawing.render import BODY_LEVEL_COLOURS_BGR, CLIP_PRESETS, NO_LABEL_BGR, FrameAnnotation
+from pipelines.formats.labels_doc import NO_LABELS_NOTE, labels_document, windowing_section
+from pipelines.stages.labelling import LabelResult, label_track
+from pipelines.stages.motion_energy import normalise_heat
+from pipelines.stages.windowing import make_windows
 from pose.estimators import BACKENDS as POSE_BACKENDS
 from pose.postprocess import SmoothingConfig
 
@@ -58,7 +59,7 @@ __all__ = ["JobOptions", "Outputs", "ProgressFactory", "SharedEstimator", "Stage
 ProgressFactory = Callable[[int, str], Any]  # (total, description) -> context manager with .update(n)
 LAYOUT = MA52_44  # the pose stage makes MA-52 skeletons; checkpoints must read them
 REGION_MOTION_VERSION = 1  # pixel motion per body part measured in the pose pass (skeletons before it: redone)
-HEAT_VERSION = 2  # the model-free heat: 2 = movement above the estimator's noise (pipelines.motion_energy)
+HEAT_VERSION = 2  # the model-free heat: 2 = movement above the estimator's noise (pipelines.stages.motion_energy)
 
 
 @dataclass(frozen=True)
@@ -324,28 +325,24 @@ def motion_csv(result: LabelResult, fps: float, layout: Any) -> str:
     """``KEY.motion.csv``: per frame, each body part's skeleton heat (mean over its joints,
     torso lengths per second) and pixel motion energy (grey levels per pixel; empty where not
     measured or the part is absent)."""
-    import csv
-    import io
-
     parts = [name for name, _ in layout.parts]
     heat = result.extras["motion_energy"]
     part_heat = np.stack([heat[:, list(js)].mean(axis=1) for _, js in layout.parts], axis=1)
     pixels = result.extras.get("region_motion")
-    buf = io.StringIO()
-    w = csv.writer(buf)
     cols = [p.replace(" ", "_") for p in parts]
-    w.writerow(["frame", "time_s"] + [f"heat_{p}" for p in cols] + [f"pixels_{p}" for p in cols])
+    header = ["frame", "time_s"] + [f"heat_{p}" for p in cols] + [f"pixels_{p}" for p in cols]
+    rows = []
     for f in range(len(heat)):
         px = ["" if pixels is None or not np.isfinite(v) else f"{v:.4f}" for v in
               (pixels[f] if pixels is not None else [np.nan] * len(parts))]
-        w.writerow([f, f"{f / fps:.4f}"] + [f"{v:.5f}" for v in part_heat[f]] + px)
-    return buf.getvalue()
+        rows.append([f, f"{f / fps:.4f}"] + [f"{v:.5f}" for v in part_heat[f]] + px)
+    return csv_text(header, rows)
 
 
 def write_pictures(job: VideoJob, fps: float, result: LabelResult, outputs: Outputs, has_labels: bool,
                    body_levels: list[tuple[str, str]]) -> None:
     """``KEY.heatmap.png`` (joints × time, heat scaled as on the clip) and ``KEY.timeline.png``."""
-    from pipelines import figures
+    from pipelines.drawing import figures
 
     n = len(result.frame_heat)
     source = figures.heat_name(result.heat_source)
@@ -372,8 +369,8 @@ def write_annotations(doc: Mapping[str, Any], video: Path, outputs: Outputs, opt
     """``KEY.events.csv`` (always) and ``KEY.eaf`` (with ``opts.elan``) from the labels
     document; raises :class:`StageError` (stage ``annotations``). ``absolute_link``: False
     links the video in the .eaf by its name only (files handed to someone else)."""
-    from pipelines.elan import write_eaf
-    from pipelines.events import write_events_csv
+    from pipelines.formats.elan import write_eaf
+    from pipelines.formats.events import write_events_csv
 
     path = outputs.events
     try:
@@ -389,7 +386,7 @@ def write_annotations(doc: Mapping[str, Any], video: Path, outputs: Outputs, opt
 
 def export_clip(job: VideoJob, fps: float, skel: Any, result: LabelResult, outputs: Outputs, has_labels: bool,
                 progress: ProgressFactory, preset: str) -> None:
-    from pipelines.render import render_annotated_clip
+    from pipelines.drawing.render import render_annotated_clip
     from pose.video import iter_frames, prefetch
 
     n = skel.keypoints.shape[0]

@@ -5,8 +5,8 @@
 
 The per-video work and its outputs are :mod:`pipelines.job`; which videos and under which
 keys, :mod:`pipelines.discovery`; the run's ``windows.csv``, ``summary.csv`` and
-``failures.csv``, :mod:`pipelines.tables`; ``--engine ray`` (Ray Data over this machine's
-cores or a cluster, the same outputs), :mod:`pipelines.ray_engine`. This module is only the
+``failures.csv``, :mod:`pipelines.formats.tables`; ``--engine ray`` (Ray Data over this machine's
+cores or a cluster, the same outputs), :mod:`pipelines.engines.ray`. This module is only the
 command line.
 
 A rerun skips finished videos (same input, same result-relevant options; ``--overwrite``
@@ -26,14 +26,15 @@ from tqdm import tqdm
 
 from core.atomic import FolderError, ensure_writable_folder
 from core.cli import positive_float, positive_int, unit_interval
+from core.signals import terminate_as_interrupt
 from mmn.model import MAP_NAMES
 from pipelines.discovery import discover, select_shard
+from pipelines.drawing.render import CLIP_PRESETS
+from pipelines.engines.ray import add_engine_arguments, engine_outcomes
+from pipelines.formats.labels_doc import NO_WEIGHTS_REASON
+from pipelines.formats.tables import RunTables, summary_row
 from pipelines.job import LAYOUT, JobOptions, option_default
-from pipelines.labels_doc import NO_WEIGHTS_REASON
 from pipelines.pose_flags import add_pose_arguments, pose_options
-from pipelines.ray_engine import add_engine_arguments, engine_outcomes
-from pipelines.render import CLIP_PRESETS
-from pipelines.tables import RunTables, summary_row
 
 __all__ = ["build_parser", "main", "parse_shard"]
 
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--shard", type=parse_shard, help="K/N: process the K-th of N deterministic shares")
     ap.add_argument("--overwrite", action="store_true", help="redo videos that are already done")
     ap.add_argument("--retry-failed", action="store_true", help="retry files that failed before and did not change")
-    add_engine_arguments(ap)  # --engine local|ray and the Ray stages' sizes (pipelines.ray_engine)
+    add_engine_arguments(ap)  # --engine local|ray and the Ray stages' sizes (pipelines.engines.ray)
     return ap
 
 
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     seen: set[str] = set()
     try:
-        with tqdm(total=len(jobs), desc="videos", unit="video", position=0, dynamic_ncols=True) as bar, \
+        with terminate_as_interrupt(), \
+                tqdm(total=len(jobs), desc="videos", unit="video", position=0, dynamic_ncols=True) as bar, \
                 contextlib.closing(engine_outcomes(args, jobs, opts, recognizer, suffix)) as outcomes:
             for outcome in outcomes:
                 seen.add(outcome.job.key)

@@ -1,5 +1,5 @@
 """Annotation tools: KEY.events.csv and KEY.eaf export (ELAN), and ELAN / CSV spans imported
-into a pyskl training dataset (pipelines.events, pipelines.elan, pipelines.spans,
+into a pyskl training dataset (pipelines.formats.events, pipelines.formats.elan, pipelines.formats.spans,
 pipelines.dataset_builder, pipelines.build_dataset)."""
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from pipelines.dataset_builder import (
     split_videos,
     window_label,
 )
-from pipelines.elan import (
+from pipelines.formats.elan import (
     MOTION_LEVELS,
     TIER_ACTION,
     TIER_ACTION_PROB,
@@ -38,12 +38,12 @@ from pipelines.elan import (
     read_eaf_spans,
     write_eaf,
 )
-from pipelines.events import EVENTS_COLUMNS, events_csv_text
-from pipelines.spans import AnnotationError, Span, check_spans, read_csv_spans
-from pipelines.windowing import Window
+from pipelines.formats.events import EVENTS_COLUMNS, events_csv_text
+from pipelines.formats.spans import AnnotationError, Span, check_spans, read_csv_spans
+from pipelines.stages.windowing import Window
 from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
 
-SCHEMA = json.loads((ROOT / "pipelines" / "labels.schema.json").read_text())
+SCHEMA = json.loads((ROOT / "pipelines" / "formats" / "labels.schema.json").read_text())
 CLIPS = ("0010_02_0101", "0030_01_0002")  # 47 frames (1.57 s) and 75 frames (2.5 s), 30 fps
 
 

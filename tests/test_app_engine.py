@@ -13,8 +13,8 @@ from app.config import AppConfig
 from app.engine import Settings, analyse
 from app.ui import window_views
 from app.validate import Limits, check_upload
-from pipelines import figures
-from pipelines.labels_doc import NO_WEIGHTS_REASON
+from pipelines.drawing import figures
+from pipelines.formats.labels_doc import NO_WEIGHTS_REASON
 from pose.skeleton_file import read_skeleton
 from tests.conftest import VIDEOS_DIR
 

@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 
 from core.layouts import MA52_44
-from pipelines.figures import grouped_joint_order, read_row_labels
+from pipelines.drawing.figures import grouped_joint_order, read_row_labels
 from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
 
 CLIP = VIDEOS_DIR / "0030_01_0002.mp4"  # 75 frames, 2.5 s, 1080×1296

@@ -13,7 +13,7 @@ from app.engine import Settings, StageProgress, safe_key
 from app.summaries import clip_top_k, top_k_html, window_at
 from app.validate import Limits, UploadError, check_upload, sniff_container
 from core.layouts import MA52_44
-from pipelines import figures
+from pipelines.drawing import figures
 from tests.conftest import VIDEOS_DIR
 
 CLIP = VIDEOS_DIR / "0030_01_0002.mp4"  # 75 frames, 2.5 s

@@ -10,7 +10,7 @@ from core.layouts import MA52_44, MSR_ACTION3D_20
 from mmn.training.datasets import read_pyskl
 from pipelines.discovery import VideoJob
 from pipelines.job import JobOptions, process_video
-from pipelines.motion_energy import motion_energy
+from pipelines.stages.motion_energy import motion_energy
 from pose.region_motion import RegionMotionEnergy
 from tests.conftest import MSR_PKL, VIDEOS_DIR
 

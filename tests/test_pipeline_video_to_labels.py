@@ -14,7 +14,7 @@ import pytest
 
 from core.layouts import MA52_44
 from pipelines.discovery import VideoJob, discover, select_shard
-from pipelines.figures import grouped_joint_order, read_row_labels
+from pipelines.drawing.figures import grouped_joint_order, read_row_labels
 from pose.skeleton_file import read_skeleton
 from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
 from tests.media import clips_and_broken_files
@@ -22,7 +22,7 @@ from tests.media import clips_and_broken_files
 pytestmark = pytest.mark.slow  # whole-folder runs of the real clips, several times over
 
 CLIPS = sorted(p.name for p in VIDEOS_DIR.glob("*.mp4"))
-SCHEMA = json.loads((ROOT / "pipelines" / "labels.schema.json").read_text())
+SCHEMA = json.loads((ROOT / "pipelines" / "formats" / "labels.schema.json").read_text())
 
 
 def _check_pictures(out: Path, stem: str) -> np.ndarray:

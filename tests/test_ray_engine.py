@@ -1,4 +1,4 @@
-"""``--engine ray`` (pipelines.ray_engine): the same outputs as the local engine, on a local Ray
+"""``--engine ray`` (pipelines.engines.ray): the same outputs as the local engine, on a local Ray
 and on a two-node cluster on this machine; bad files and a worker killed mid-run accounted
 for; nothing partial; Ctrl-C; a rerun that skips everything; Ray bound to 127.0.0.1 only.
 
@@ -30,8 +30,7 @@ psutil = pytest.importorskip("psutil")
 
 from mmn.inference import Recognizer  # noqa: E402
 from pipelines.discovery import VideoJob  # noqa: E402
-from pipelines.job import JobOptions, job_record, process_video  # noqa: E402
-from pipelines.ray_engine import (  # noqa: E402
+from pipelines.engines.ray import (  # noqa: E402
     CRASH_HOOK_ENV,
     ModelInfo,
     ModelStage,
@@ -46,6 +45,7 @@ from pipelines.ray_engine import (  # noqa: E402
     plan_stages,
     write_stage,
 )
+from pipelines.job import JobOptions, job_record, process_video  # noqa: E402
 from pose.skeleton_file import read_skeleton  # noqa: E402
 from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR  # noqa: E402
 from tests.media import clips_and_broken_files  # noqa: E402

@@ -19,7 +19,6 @@ but no metrics. Exit status: 0 done, 2 usage, config, data or checkpoint error.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import zipfile
@@ -33,6 +32,7 @@ import torch
 from mmengine.config import Config, DictAction
 from torch.utils.data import DataLoader
 
+from core.csv_table import csv_text
 from core.taxonomy import MA52
 from mmn.checkpoint import RELEASED_SOURCE, CheckpointError, load_official
 from mmn.inference import resolve_device
@@ -91,12 +91,10 @@ def write_submission(logits: np.ndarray, names: Sequence[str], out_dir: Path, k:
     top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "prediction.csv"
-    with open(csv_path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["vid"] + [f"action_pred_{i + 1}" for i in range(k)] + [f"body_pred_{i + 1}" for i in range(k)])
-        for name, row in zip(names, top):
-            vid = name if name.endswith(".mp4") else f"{name}.mp4"
-            w.writerow([vid] + [int(a) for a in row] + [int(a2b[a]) for a in row])
+    header = ["vid"] + [f"action_pred_{i + 1}" for i in range(k)] + [f"body_pred_{i + 1}" for i in range(k)]
+    rows = [[name if name.endswith(".mp4") else f"{name}.mp4"] + [int(a) for a in row] + [int(a2b[a]) for a in row]
+            for name, row in zip(names, top)]
+    csv_path.write_text(csv_text(header, rows))
     zip_path = out_dir / "prediction.zip"
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.write(csv_path, arcname="prediction.csv")
@@ -200,11 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         for i, (n, acc) in enumerate(zip(class_names, final_report["per_class_accuracy"])):
             if cm[i].sum():
                 print(f"  {i:>3} {n:<40} {100 * acc:6.2f}%  ({int(cm[i, i])}/{int(cm[i].sum())})")
-        with open(out_dir / "per_class_accuracy.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["index", "class", "clips", "correct", "accuracy_percent"])
-            for i, (n, acc) in enumerate(zip(class_names, final_report["per_class_accuracy"])):
-                w.writerow([i, n, int(cm[i].sum()), int(cm[i, i]), "" if np.isnan(acc) else f"{100 * acc:.2f}"])
+        rows = [[i, n, int(cm[i].sum()), int(cm[i, i]), "" if np.isnan(acc) else f"{100 * acc:.2f}"]
+                for i, (n, acc) in enumerate(zip(class_names, final_report["per_class_accuracy"]))]
+        (out_dir / "per_class_accuracy.csv").write_text(
+            csv_text(["index", "class", "clips", "correct", "accuracy_percent"], rows))
         np.savetxt(out_dir / "confusion_matrix.csv", cm, fmt="%d", delimiter=",")
         plot_confusion(cm, class_names, out_dir / "confusion_matrix.png",
                        f"{cfg.dataset} {final_name} · {args.split} · Top-1 {rows[final_name]['top1']:.2f}%")

@@ -1,6 +1,6 @@
 """The labels document (``KEY.labels.json``): one video's windows, segments and heat summary.
 
-Its schema is ``pipelines/labels.schema.json``. Besides the results it records ``job``: the
+Its schema is ``pipelines/formats/labels.schema.json``. Besides the results it records ``job``: the
 video's fingerprint and every option that shapes the results (see
 :func:`pipelines.job.job_record`); a rerun takes a video as finished only when that record
 equals the one it would write now.
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipelines.labelling import LabelResult, heat_summary, motion_summary
-from pipelines.windowing import Window
+from pipelines.stages.labelling import LabelResult, heat_summary, motion_summary
+from pipelines.stages.windowing import Window
 
 __all__ = ["NO_LABELS_NOTE", "NO_WEIGHTS_REASON", "SCHEMA_VERSION", "body_levels_of", "labels_document"]
 

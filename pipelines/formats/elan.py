@@ -24,12 +24,12 @@ Without a checkpoint:
 - ``labels absent``: one annotation over the video saying why;
 - ``motion PART`` per body part of the skeleton layout (MA-52: left arm, right arm, left leg,
   right leg, face, torso) and ``motion whole body``: runs of ``still`` / ``small`` / ``large``
-  from the windows' ``joint_heat`` (the model-free motion heat, :mod:`pipelines.motion_energy`,
+  from the windows' ``joint_heat`` (the model-free motion heat, :mod:`pipelines.stages.motion_energy`,
   averaged over the part's joints), with the bounds of :data:`MOTION_LEVELS` (torso lengths
   per second; a heuristic from the bundled clips, not calibrated).
 
 **Import** (:func:`read_eaf_spans`, :func:`linked_video`): the annotations of one tier as
-:class:`pipelines.spans.Span`, read with a line-numbering XML parser so that every error names
+:class:`pipelines.formats.spans.Span`, read with a line-numbering XML parser so that every error names
 the file, the line and the annotation. Alignable tiers take their times from the time slots;
 time slots without a value (ELAN's Time_Subdivision, unaligned annotations) are placed evenly
 between the aligned slots around them, as ELAN shows them. Reference tiers take the interval of
@@ -53,8 +53,8 @@ from core.atomic import atomic_write_text
 from core.layouts import LAYOUTS
 from core.taxonomy import Taxonomy, builtin_taxonomy
 from pipelines.discovery import VIDEO_SUFFIXES
-from pipelines.labels_doc import NO_LABELS_NOTE, body_levels_of
-from pipelines.spans import AnnotationError, Span
+from pipelines.formats.labels_doc import NO_LABELS_NOTE, body_levels_of
+from pipelines.formats.spans import AnnotationError, Span
 
 __all__ = ["MOTION_LEVELS", "TIER_ACTION", "TIER_ACTION_PROB", "TIER_NOTE", "TIER_TOP1", "TIER_WHOLE_BODY",
            "body_tier", "build_eaf", "eaf_text", "linked_video", "motion_level", "motion_tier", "read_eaf_spans",
@@ -443,10 +443,10 @@ def read_eaf_spans(path: str | os.PathLike, tier: str | None = None) -> list[Spa
 
     ``tier=None`` takes the only tier that has annotations, or else this project's
     ``micro-action`` tier; otherwise the error lists the tiers. Raises
-    :class:`pipelines.spans.AnnotationError` naming the file, line and annotation for anything
+    :class:`pipelines.formats.spans.AnnotationError` naming the file, line and annotation for anything
     malformed (broken XML, undefined time slot or annotation, unknown tier, empty value, an end
     not after the start). Overlaps and the video's end are checked by
-    :func:`pipelines.spans.check_spans`."""
+    :func:`pipelines.formats.spans.check_spans`."""
     doc = _Document(Path(path))
     name = doc.pick_tier(tier)
     ids = [aid for aid, (tn, _) in doc.annotations.items() if tn == name]

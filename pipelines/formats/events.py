@@ -12,14 +12,13 @@ probability of the segment's windows).
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_write_text
+from core.csv_table import csv_text
 
 __all__ = ["EVENTS_COLUMNS", "event_rows", "events_csv_text", "write_events_csv"]
 
@@ -42,11 +41,7 @@ def event_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def events_csv_text(doc: Mapping[str, Any]) -> str:
     """The CSV text (comma-separated, ``\\n`` line ends, quoted only where needed)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=EVENTS_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(event_rows(doc))
-    return buf.getvalue()
+    return csv_text(EVENTS_COLUMNS, [[row[c] for c in EVENTS_COLUMNS] for row in event_rows(doc)])
 
 
 def write_events_csv(doc: Mapping[str, Any], path: str | os.PathLike) -> Path:

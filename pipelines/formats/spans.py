@@ -3,7 +3,7 @@
 A :class:`Span` is what an annotation tool marks: ``label`` from ``start_s`` to ``end_s``
 (seconds from the start of the video), with ``source`` naming where it came from
 (``file.csv:17`` or ``file.eaf:120: annotation a45 (tier 'X')``) so every later error can
-point at it. ELAN files are read by :mod:`pipelines.elan`; this module reads the CSV form and
+point at it. ELAN files are read by :mod:`pipelines.formats.elan`; this module reads the CSV form and
 holds the rules (:func:`check_spans`):
 
 - a span may end past the end of its video by at most one frame (``1/fps``): it is clipped to
@@ -27,6 +27,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from core.csv_table import plain_cell
 
 __all__ = ["CSV_COLUMNS", "AnnotationError", "Span", "check_spans", "read_csv_spans"]
 
@@ -112,8 +114,8 @@ def read_csv_spans(path: str | os.PathLike) -> list[Span]:
         if len(row) <= max(col.values()):
             errors.append(f"{path}:{row_line}: {len(row)} field(s), the header has {len(header)}")
             continue
-        video = row[col["video"]].strip()
-        label = " ".join(row[col[c]].strip() for c in label_mode.split() if row[col[c]].strip())
+        video = plain_cell(row[col["video"]].strip())
+        label = " ".join(plain_cell(row[col[c]].strip()) for c in label_mode.split() if row[col[c]].strip())
         raw_start, raw_end = row[col["start_s"]].strip(), row[col["end_s"]].strip()
         try:
             start, end = float(raw_start), float(raw_end)

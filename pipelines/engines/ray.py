@@ -11,7 +11,7 @@ videos left. They flow through three Ray Data operators, each sized for what it 
    track (keypoints, flags, pixel motion) goes on through the object store.
 2. **model** — an actor pool for MMN (``--mmn-actors``, ``--mmn-cpus``; ``num_gpus`` when the
    cluster has GPUs) that windows and classifies each video with
-   :func:`pipelines.labelling.label_track`. Each video's windows go through MMN in chunks of
+   :func:`pipelines.stages.labelling.label_track`. Each video's windows go through MMN in chunks of
    ``--batch-size`` exactly as locally: mixing windows of several videos in one batch moves
    probabilities by ~2e-7 (measured: float32 kernels block differently by batch size), so the
    results would depend on which videos met in a call. ``--mmn-batch-across-videos`` does
@@ -22,7 +22,7 @@ videos left. They flow through three Ray Data operators, each sized for what it 
    for) and the skeleton file the pose stage wrote: the same pictures, clip, motion and
    events tables and labels JSON as the local engine, each written atomically, with no
    second implementation of the outputs. The labels document comes back to the driver,
-   which keeps the same run tables (:class:`pipelines.tables.RunTables`) and adds
+   which keeps the same run tables (:class:`pipelines.formats.tables.RunTables`) and adds
    ``stages.csv``: per video, the node and the seconds of each stage.
 
 Failures: every per-video error is caught inside the operator and travels as a row, so a
@@ -55,6 +55,7 @@ import json
 import logging
 import os
 import pickle
+import socket
 import sys
 import time
 import warnings
@@ -67,6 +68,7 @@ import numpy as np
 
 from core.atomic import atomic_write_text
 from core.cli import non_negative_float, positive_float, positive_int
+from core.csv_table import csv_text
 from pipelines.discovery import VideoJob
 from pipelines.job import (
     LAYOUT,
@@ -80,7 +82,6 @@ from pipelines.job import (
     skeleton_stage,
     triage,
 )
-from pipelines.tables import csv_text
 
 __all__ = ["ENGINES", "ModelInfo", "ModelStage", "Plan", "PlanError", "PoseStage", "RaySettings", "ReplayRecognizer",
            "add_engine_arguments", "engine_outcomes", "iter_ray_outcomes", "plan_stages", "write_stage"]
@@ -413,8 +414,8 @@ class ModelStage:
         return _rows(batch["key"], items)
 
     def _label(self, it: dict, recognizer: Any) -> None:
-        from pipelines.labelling import label_track
-        from pipelines.windowing import make_windows
+        from pipelines.stages.labelling import label_track
+        from pipelines.stages.windowing import make_windows
 
         o, track = self.opts, it["track"]
         windows = make_windows(len(track["keypoints"]), track["fps"], o.window, o.stride)
@@ -565,6 +566,43 @@ def _stage_timings(doc: dict, seconds: Mapping[str, float], outputs: Outputs) ->
 # --------------------------------------------------------------------------- the driver
 
 
+RAY_CONNECT_TIMEOUT_S = 20.0  # a --ray-address that does not answer within this is a usage error
+
+
+def keep_ray_on_loopback() -> None:
+    """Make this process's Ray advertise and bind 127.0.0.1, not the machine's outward address.
+
+    Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, when ``ray`` is first imported, into
+    ``ray_constants.ENABLE_RAY_CLUSTER``; while it is true, Ray resolves 127.0.0.1 to the
+    outward address and its servers listen on every interface. The variable is set for the
+    processes Ray starts, and the constant too where ``ray`` was imported already.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+
+
+def check_ray_address(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Raise :class:`PlanError` naming ``address`` unless a TCP connection to it opens within
+    ``timeout_s`` (Ray itself retries an unreachable GCS for minutes)."""
+    if address == "auto" or "://" in address:
+        return  # Ray finds "auto" itself; a ray:// client address is checked by Ray's client
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise PlanError(f"--ray-address {address!r}: expected HOST:PORT of a Ray head node's GCS (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise PlanError(f"--ray-address {address!r}: no Ray head answers there ({e.strerror or e}); "
+                        f"is the cluster started (ray start --head) and the port right?") from None
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
 class _RaySession:
     """Connect to (or start) Ray; close what this run started."""
 
@@ -572,10 +610,10 @@ class _RaySession:
         self.address, self.started = address, False
 
     def __enter__(self):
-        if self.address is None:
-            # Before ray is imported: ray resolves 127.0.0.1 to the machine's outward address
-            # (and binds the runtime-env agent there) unless clusters are off for this process.
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        if self.address is None or _is_loopback(self.address):
+            keep_ray_on_loopback()  # before ray is imported where possible (see there)
+        if self.address is not None:
+            check_ray_address(self.address)
         import ray
 
         if ray.is_initialized():  # a caller's own Ray (in-process use): use it, leave it running
@@ -738,15 +776,22 @@ def _stage_row(it: Mapping[str, Any]) -> list[Any]:
 
 
 class _EngineAction(argparse.Action):
-    """``--engine ray`` without Ray installed is a usage error, found when parsing."""
+    """``--engine ray`` without Ray installed is a usage error, found when parsing. Ray is not
+    imported here: it must first be told to stay on loopback (:func:`keep_ray_on_loopback`)."""
 
     def __call__(self, parser, namespace, value, option_string=None):
-        if value == "ray":
-            import importlib.util
-
-            if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.data") is None:
-                parser.error("--engine ray needs Ray Data: pip install '.[ray]' (./install.sh installs it)")
+        if value == "ray" and not ray_data_installed():
+            parser.error("--engine ray needs Ray Data: pip install '.[ray]' (./install.sh installs it)")
         setattr(namespace, self.dest, value)
+
+
+def ray_data_installed() -> bool:
+    """Whether ``ray.data`` can be imported, found without importing ``ray``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ray")  # a top-level name: nothing is imported
+    return spec is not None and any((Path(d) / "data" / "__init__.py").is_file()
+                                    for d in spec.submodule_search_locations or ())
 
 
 def add_engine_arguments(ap: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ the same figures per window.
 
 Drawing uses matplotlib's object API on an Agg canvas (no pyplot state, so it is safe in the
 server's worker threads). Colours per body level are the annotated clip's
-(:data:`pipelines.render.BODY_LEVEL_COLOURS_BGR`); heat uses the turbo colour map as there.
+(:data:`pipelines.drawing.render.BODY_LEVEL_COLOURS_BGR`); heat uses the turbo colour map as there.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from core.layouts import MA52_44, SkeletonLayout
-from pipelines.render import BODY_LEVEL_COLOURS_BGR, NO_LABEL_BGR
+from pipelines.drawing.render import BODY_LEVEL_COLOURS_BGR, NO_LABEL_BGR
 
 HEAT_NAMES = {
     "msm_gamma": "MSM γ (skeletal modulation scale)", "msm_beta": "MSM β (skeletal modulation shift)",

@@ -15,8 +15,8 @@ import numpy as np
 
 from core.layouts import SkeletonLayout
 from mmn.inference import Recognizer
-from pipelines.motion_energy import motion_energy
-from pipelines.windowing import Window, merge_segments, windows_to_frames
+from pipelines.stages.motion_energy import motion_energy
+from pipelines.stages.windowing import Window, merge_segments, windows_to_frames
 
 REGION_UNIT = "grey levels per pixel between consecutive frames (0-255)"
 MIN_PRESENT_FRACTION = 0.5  # a window needs the subject in at least half of its frames
@@ -74,7 +74,7 @@ def label_track(keypoints: np.ndarray, fps: float, windows: Sequence[Window], la
     """Classify every window (if ``recognizer``) and build per-frame heat and annotations.
 
     ``keypoints`` (N, V, 2) pixels, NaN where missing; ``windows`` from
-    :func:`pipelines.windowing.make_windows`; ``heatmap`` names one of
+    :func:`pipelines.stages.windowing.make_windows`; ``heatmap`` names one of
     :data:`mmn.model.MAP_NAMES` (used with a recognizer) — without one the heat is motion energy.
     """
     n = keypoints.shape[0]

@@ -7,30 +7,20 @@ Ctrl-C), so the tables always describe one whole run.
 """
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_write_text
+from core.csv_table import csv_text
 
-__all__ = ["RunTables", "csv_text", "summary_row", "window_rows"]
+__all__ = ["RunTables", "summary_row", "window_rows"]
 
 WINDOW_HEADER = ["video", "window", "start_s", "end_s", "start_frame", "end_frame", "top1_code", "top1_name",
                  "top1_prob", "body", "top_k", "skipped"]
 SUMMARY_HEADER = ["video", "status", "frames", "duration_s", "fps", "windows", "labelled_windows", "dominant_action",
                   "heat_source", "hottest_joints", "hottest_part_motion", "hottest_part_pixels"]
 FAILURE_HEADER = ["file", "stage", "reason"]
-
-
-def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def window_rows(key: str, doc: dict) -> list[list[Any]]:

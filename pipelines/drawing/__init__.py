@@ -1,0 +1,1 @@
+"""Drawing: the per-video pictures and the annotated clip."""

@@ -1,0 +1,1 @@
+"""Engines: what runs the stages over many videos (local, Ray)."""

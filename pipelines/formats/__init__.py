@@ -1,0 +1,1 @@
+"""File formats the job writes and reads: labels document, events, ELAN, spans, run tables."""
