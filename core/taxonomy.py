@@ -17,6 +17,8 @@ Any other comes from a dataset's class list (:meth:`Taxonomy.from_class_names`).
 from __future__ import annotations
 
 import csv
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -25,12 +27,51 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ActionClass", "Taxonomy", "TaxonomyError", "MA52", "IMIGUE", "BUILTIN_TAXONOMIES",
-           "builtin_taxonomy"]
+__all__ = ["ActionClass", "Taxonomy", "TaxonomyError", "MA52", "IMIGUE", "BUILTIN_TAXONOMIES", "MAX_LABEL_CHARS",
+           "builtin_taxonomy", "label_problem", "shown_label"]
+
+MAX_LABEL_CHARS = 200  # a class name, code or body level longer than this is refused
+# control characters (Unicode category Cc), surrogates, bidirectional overrides, U+FFFE/U+FFFF
+_REFUSED_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069\ufffe\uffff]")
 
 
 class TaxonomyError(ValueError):
     """A taxonomy that is inconsistent or does not fit a model."""
+
+
+def shown_label(text: str, limit: int = 60) -> str:
+    """``text`` as it may appear in a message: escaped (``repr``), cut to about ``limit`` characters."""
+    if len(text) > limit:
+        return f"{text[:limit]!r}… ({len(text)} characters)"
+    return repr(text)
+
+
+def label_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a class name, code or body level, or None when it can.
+
+    Refused: empty text, more than :data:`MAX_LABEL_CHARS` characters, control characters
+    (NUL, ESC, tab, CR, LF …: they break ELAN's XML, CSV rows and terminals, and a CR/LF would
+    not survive a round trip), lone surrogates (not encodable), bidirectional overrides (they
+    make text read differently than it is) and the non-characters U+FFFE/U+FFFF (invalid XML).
+    """
+    if not text.strip():
+        return "it is empty"
+    if len(text) > MAX_LABEL_CHARS:
+        return f"it has {len(text)} characters, more than {MAX_LABEL_CHARS}"
+    found = _REFUSED_CHARACTER.search(text)
+    if found is None:
+        return None
+    ch = found.group()
+    kind = {"Cc": "the control character", "Cs": "a lone surrogate"}.get(unicodedata.category(ch), "the character")
+    return f"it contains {kind} U+{ord(ch):04X}"
+
+
+def _check_labels(taxonomy: str, what: str, texts: Sequence[str]) -> None:
+    for text in texts:
+        problem = label_problem(text)
+        if problem:
+            raise TaxonomyError(f"taxonomy {shown_label(taxonomy)}: the {what} {shown_label(text)} is refused: "
+                                f"{problem}")
 
 
 @dataclass(frozen=True)
@@ -82,7 +123,11 @@ class Taxonomy:
     def __post_init__(self) -> None:
         k = len(self.class_names)
         if k == 0:
-            raise TaxonomyError(f"taxonomy {self.name!r} has no classes")
+            raise TaxonomyError(f"taxonomy {shown_label(self.name)} has no classes")
+        _check_labels(self.name, "taxonomy name", [self.name])
+        _check_labels(self.name, "class name", self.class_names)
+        _check_labels(self.name, "code", self.codes or ())
+        _check_labels(self.name, "body level", [t for level in self.body_levels or () for t in level])
         if len(set(self.class_names)) != k:
             dup = next(n for n in self.class_names if self.class_names.count(n) > 1)
             raise TaxonomyError(f"taxonomy {self.name!r}: class name {dup!r} appears more than once")

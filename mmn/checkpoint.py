@@ -43,8 +43,8 @@ from core.taxonomy import IMIGUE, MA52, Taxonomy, builtin_taxonomy
 from mmn.model import MMN, MMNConfig
 from mmn.preprocess import CLIP_LEN, check_modality
 
-__all__ = ["CheckpointError", "CheckpointMeta", "PRETRAINED", "PretrainedWeights", "infer_config",
-           "load_official", "save_checkpoint", "sha256_of", "verify_sha256"]
+__all__ = ["MAX_CLIP_LEN", "CheckpointError", "CheckpointMeta", "PRETRAINED", "PretrainedWeights",
+           "check_model_bounds", "infer_config", "load_official", "save_checkpoint", "sha256_of", "verify_sha256"]
 
 PROJECT_FORMAT = "mmn-checkpoint"
 PROJECT_VERSION = 2
@@ -188,6 +188,48 @@ def key_problems(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch
     return problems
 
 
+# Bounds on what checkpoint metadata may ask for, far above any real MMN (the release: 96
+# channels, depths 3·4, 4 heads, kernel 3, MLP ratio 2, 64 frames), so a file cannot make the
+# loader allocate gigabytes or build thousands of blocks before its tensors are compared.
+MAX_CLIP_LEN = 1024
+_MODEL_BOUNDS = {"num_joints": 1024, "num_classes": 100_000, "in_channels": 64, "channels": 2048, "num_heads": 64,
+                 "kernel_size": 31, "mlp_ratio": 16}
+_MAX_DEPTH, _STAGES = 64, 4
+
+
+def check_model_bounds(cfg: MMNConfig) -> None:
+    """Raise ValueError unless every size in ``cfg`` is an integer within the loader's bounds."""
+    for name, bound in _MODEL_BOUNDS.items():
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound:
+            raise ValueError(f"model {name} must be an integer 1..{bound}, got {str(value)[:40]!r}")
+    depths = cfg.depths
+    if len(depths) != _STAGES or any(isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= _MAX_DEPTH
+                                     for d in depths):
+        raise ValueError(f"model depths must be {_STAGES} integers 0..{_MAX_DEPTH}, got {str(depths)[:60]}")
+    if cfg.channels % cfg.num_heads or cfg.channels % 2:
+        raise ValueError(f"model channels ({cfg.channels}) must be even and divisible by num_heads ({cfg.num_heads})")
+    for name in ("head_drop", "drop_path", "proj_drop", "fusion_drop"):
+        value = getattr(cfg, name)
+        if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            raise ValueError(f"model {name} must be a probability in [0, 1), got {str(value)[:40]!r}")
+
+
+_SHAPE_FIELDS = ("num_joints", "num_classes", "in_channels", "channels", "depths", "num_heads", "mlp_ratio")
+
+
+def _check_meta_fits_tensors(path: Path, meta: CheckpointMeta, state: Mapping[str, torch.Tensor]) -> None:
+    """The sizes the metadata states must be those of the tensors, checked before any model is built."""
+    try:
+        shapes = infer_config(state)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: not an MMN checkpoint ({e})") from None
+    for name in _SHAPE_FIELDS:
+        stated, actual = getattr(meta.model, name), getattr(shapes, name)
+        if tuple(stated) != tuple(actual) if name == "depths" else stated != actual:
+            raise CheckpointError(f"{path}: the metadata says model {name} = {stated}, the tensors have {actual}")
+
+
 def _check_keys(path: Path, model: MMN, state: Mapping[str, torch.Tensor]) -> None:
     problems = key_problems(state, model.state_dict())
     if problems:
@@ -214,6 +256,7 @@ class CheckpointMeta:
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_model_bounds(self.model)
         check_modality(self.modality)
         if self.taxonomy.num_classes != self.model.num_classes:
             raise ValueError(f"taxonomy {self.taxonomy.name!r} has {self.taxonomy.num_classes} classes, "
@@ -221,8 +264,8 @@ class CheckpointMeta:
         if self.layout.num_joints != self.model.num_joints:
             raise ValueError(f"layout {self.layout.name} has {self.layout.num_joints} joints, "
                              f"the model {self.model.num_joints}")
-        if self.clip_len < 1:
-            raise ValueError(f"clip_len must be positive, got {self.clip_len}")
+        if not 1 <= self.clip_len <= MAX_CLIP_LEN:
+            raise ValueError(f"clip_len must be 1..{MAX_CLIP_LEN} frames, got {self.clip_len}")
 
     @property
     def dataset(self) -> str:
@@ -304,6 +347,7 @@ def load_official(path: str | os.PathLike, modality: str | None = None,
         try:
             state = _strip_prefix(obj)
             cfg = infer_config(state)
+            check_model_bounds(cfg)
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: not an MMN checkpoint ({e})") from None
         meta = released_meta(cfg, modality or "joint", path)
@@ -312,6 +356,7 @@ def load_official(path: str | os.PathLike, modality: str | None = None,
         meta = replace(meta, modality=modality or meta.modality, file=path.name, sha256=sha256_of(path))
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None
+    _check_meta_fits_tensors(path, meta, state)
     model = MMN(meta.model)
     _check_keys(path, model, state)
     model.load_state_dict(state, strict=True)

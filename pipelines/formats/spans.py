@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.csv_table import plain_cell
+from core.taxonomy import label_problem, shown_label
 
 __all__ = ["CSV_COLUMNS", "AnnotationError", "Span", "check_spans", "read_csv_spans"]
 
@@ -151,6 +152,8 @@ def check_spans(spans: Sequence[Span], duration_s: float, fps: float, what: str 
     tolerance = 1.0 / fps
     out: list[Span] = []
     for sp in sorted(spans, key=lambda s: (s.start_s, s.end_s)):
+        if problem := label_problem(sp.label):
+            raise AnnotationError(f"{sp.source}: the label {shown_label(sp.label)} cannot be a class name: {problem}")
         if sp.start_s >= duration_s:
             raise AnnotationError(f"{sp.source}: span {sp.start_s:.3f}-{sp.end_s:.3f} s starts at or after the end "
                                   f"of {what} ({duration_s:.3f} s)")
