@@ -21,7 +21,10 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from pipelines.stages.pose import PoseOptions
 from pose.estimators import BACKENDS as ESTIMATOR_BACKENDS
+from pose.estimators import DEFAULT_QUALITY as DEFAULT_POSE_QUALITY
+from pose.estimators import POSE_QUALITIES
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "MMN_APP_"
@@ -43,8 +46,9 @@ class AppConfig:
     weights: Path | None = None           # MMN joint checkpoint (the authors' or mmn.train's)
     weights_bone: Path | None = None      # bone checkpoint: enables the bone and 2S choices
     device: str = "auto"
-    pose_backend: str = "mediapipe"
+    pose_backend: str = PoseOptions.backend
     pose_options: dict = field(default_factory=dict)  # e.g. mmpose {config, checkpoint}
+    pose_quality: str = DEFAULT_POSE_QUALITY  # mediapipe: fast or full (docs/pose-speed.md)
     max_upload_mb: float = 50.0           # upload size limit (also enforced by Gradio's upload route)
     max_duration_s: float = 60.0          # longest video accepted
     max_frames: int = 1800                # most frames accepted (bounds work whatever the frame rate)
@@ -60,6 +64,8 @@ class AppConfig:
             raise ConfigError(f"port must be 1..65535, got {self.port}")
         if self.pose_backend not in POSE_BACKENDS:
             raise ConfigError(f"pose_backend must be one of {', '.join(POSE_BACKENDS)}, got {self.pose_backend!r}")
+        if self.pose_quality not in POSE_QUALITIES:
+            raise ConfigError(f"pose_quality must be one of {', '.join(POSE_QUALITIES)}, got {self.pose_quality!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
         for name in ("max_upload_mb", "max_duration_s"):
@@ -85,7 +91,7 @@ class AppConfig:
 _FIELDS = {f.name: f for f in fields(AppConfig)}
 
 
-def _coerce(name: str, value: Any) -> Any:
+def _coerce(name: str, value: object) -> object:
     """Turn a config-file or environment value into the field's type."""
     kind = _FIELDS[name].type
     try:

@@ -1,44 +1,47 @@
 """One upload through the pipeline: loaded checkpoints, settings, progress, and the result.
 
 :func:`analyse` calls :func:`pipelines.job.process_video` (the same code as the folder
-pipeline with ``--export-clips``), so the app's annotated video, labels JSON and
-skeleton file are exactly the pipeline's. It keeps the per-frame heat and the skeleton for
-the figures, and reports the stages (probe, decoding + pose, classification, rendering) to a
-progress callback such as ``gr.Progress``.
+pipeline with ``--export-clips --elan``), so the app's annotated video, labels JSON, events
+table, ``.eaf`` and skeleton file are exactly the pipeline's; the upload's own name stands
+for the video in them (``JobOptions.display_name``), never the server's path. It keeps the
+per-frame heat and the skeleton for the figures, and reports the stages (probe, decoding +
+pose, classification, rendering) to a progress callback such as ``gr.Progress``.
 """
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from app.config import AppConfig
 from app.validate import CheckedVideo
-from core.atomic import atomic_write_text
+from mmn.inference import Recognizer
+from pipelines.discovery import VideoJob
 from pipelines.formats.labels_doc import NO_WEIGHTS_REASON
-from pipelines.job import (
-    LAYOUT,
-    JobOptions,
-    Outputs,
-    SharedEstimator,
-    VideoJob,
-    option_default,
-    process_video,
-    region_series,
-    write_annotations,
-)
+from pipelines.job import process_video
+from pipelines.options import JobOptions, Outputs
+from pipelines.stages.labelling import LabelResult
 from pipelines.stages.motion_energy import normalise_heat
+from pipelines.stages.pose import LAYOUT, PoseOptions, SharedEstimator
+from pipelines.stages.progress import ProgressBar
+from pipelines.stages.windowing import WindowOptions
 from pose.postprocess import SmoothingConfig
+from pose.skeleton_file import Skeleton
 
 STREAMS = ("2S (joint + bone)", "joint", "bone")
 SMOOTHING_WINDOW_S = SmoothingConfig().window_s
-Report = Callable[..., Any]  # gr.Progress-like: report((done, total) | fraction | None, desc=..., unit=...)
+
+
+class Report(Protocol):
+    """``gr.Progress``-like: ``report((done, total) | fraction | None, desc=..., unit=...)``."""
+
+    def __call__(self, progress: tuple[int, int] | float | None, desc: str | None = None,
+                 unit: str = "steps") -> object: ...
 
 
 class ModelError(RuntimeError):
@@ -79,7 +82,7 @@ class Models:
         """``stream`` when it is available, else the best available choice (2S, then joint)."""
         return stream if stream in self.recognizers else self.stream_choices[0]
 
-    def get(self, stream: str | None):
+    def get(self, stream: str | None) -> Recognizer:
         """The recognizer for a stream choice (see :meth:`resolve`)."""
         return self.recognizers[self.resolve(stream)]
 
@@ -97,11 +100,11 @@ class Models:
 class Settings:
     """What the page lets one choose per run."""
 
-    window_s: float = option_default("window")
-    stride_s: float = option_default("stride")
+    window_s: float = WindowOptions.window
+    stride_s: float = WindowOptions.stride
     stream: str | None = None
     smoothing_s: float = SMOOTHING_WINDOW_S  # Savitzky–Golay window in seconds; 0 turns smoothing off
-    heatmap: str = option_default("heatmap")
+    heatmap: str = JobOptions.heatmap
 
     def check(self) -> None:
         if not (0.2 <= self.window_s <= 10):
@@ -111,7 +114,7 @@ class Settings:
         if not (0 <= self.smoothing_s <= 2):
             raise ValueError(f"smoothing must be between 0 and 2 s, got {self.smoothing_s}")
 
-    def smoothing(self) -> dict[str, Any]:
+    def smoothing(self) -> dict[str, object]:
         if self.smoothing_s <= 0:
             return {"method": "none"}
         return {"method": "savgol", "window_s": float(self.smoothing_s)}
@@ -130,7 +133,7 @@ class Analysis:
     energy: np.ndarray             # (N,) summed motion energy
     outputs: Outputs
     has_labels: bool
-    extras: dict[str, Any] = field(default_factory=dict)
+    labels_absent_reason: str | None = None  # why there are no labels (no checkpoint), None with labels
     region_motion: dict[str, np.ndarray] | None = None  # body part → (N,) pixel motion energy
 
     @property
@@ -170,7 +173,7 @@ class StageProgress:
             self.report((min(done, total), total), desc=desc, unit=unit)
 
     @contextmanager
-    def __call__(self, total: int, desc: str) -> Iterator[Any]:
+    def __call__(self, total: int, desc: str) -> Iterator[ProgressBar]:
         stage = desc.split(" ", 1)[0]
         label = {"pose": "2/4 Decoding video and estimating pose",
                  "render": "4/4 Rendering the annotated video"}.get(stage, desc)
@@ -189,16 +192,23 @@ class StageProgress:
             self.say(self.classify_desc)
 
 
-def shared_estimator(cfg: AppConfig):
+def server_pose_options(cfg: AppConfig, smoothing: str | dict[str, object] = PoseOptions.smoothing) -> PoseOptions:
+    """The server's pose backend and its options, with ``smoothing`` (a run's setting)."""
+    quality = {"quality": cfg.pose_quality} if cfg.pose_backend == "mediapipe" else {}
+    return PoseOptions(backend=cfg.pose_backend, options={**quality, **cfg.pose_options}, smoothing=smoothing)
+
+
+def shared_estimator(cfg: AppConfig) -> SharedEstimator | None:
     """One pose model for the whole server (created on first use) when videos are processed
     one at a time (``concurrency`` 1), else None: each request then makes its own."""
-    return SharedEstimator(cfg.pose_backend, dict(cfg.pose_options)) if cfg.concurrency == 1 else None
+    return SharedEstimator(server_pose_options(cfg)) if cfg.concurrency == 1 else None
 
 
 def analyse(video: CheckedVideo, settings: Settings, models: Models | None, cfg: AppConfig, workdir: Path,
-            report: Report | None = None, estimator: Any = None) -> Analysis:
+            report: Report | None = None, estimator: SharedEstimator | None = None) -> Analysis:
     """Run one checked upload through the pipeline into ``workdir`` (with ``estimator``, a
-    :class:`pipelines.job.SharedEstimator`, when given).
+    :class:`pipelines.stages.pose.SharedEstimator`, when given). The outputs name the video
+    as uploaded and the ``.eaf`` links it by that name (beside the ``.eaf``).
 
     Raises :class:`pipelines.job.StageError` (a readable stage and reason) and
     ValueError for bad settings.
@@ -208,29 +218,19 @@ def analyse(video: CheckedVideo, settings: Settings, models: Models | None, cfg:
     stages = StageProgress(report, recognizer is not None)
     stages.say("1/4 Checking the video")
     key = safe_key(video.name)
-    opts = JobOptions(out=workdir, pose_backend=cfg.pose_backend, pose_options=dict(cfg.pose_options),
-                      smoothing=settings.smoothing(), window=settings.window_s, stride=settings.stride_s,
-                      heatmap=settings.heatmap, export_clips=True, pictures=False,  # the page draws its own figures
-                      elan=True, overwrite=True, max_frames=cfg.max_frames)
-    kept: dict[str, Any] = {}
-
-    def keep(skeleton, result) -> None:
-        kept["skeleton"], kept["result"] = skeleton, result
-
-    doc = process_video(VideoJob(video.path, key), opts, recognizer, stages, on_result=keep, estimator=estimator)
-    outputs = Outputs.for_key(workdir, key)
-    # the document must not carry the server's upload path: name the file as uploaded
-    doc["video"]["path"] = video.name
-    doc["video"]["file_name"] = video.name
-    # and so must the downloads: the .eaf links the video by its name (beside the .eaf)
-    write_annotations(doc, Path(video.name), outputs, opts, recognizer.taxonomy if recognizer is not None else None,
-                      absolute_link=False)
-    atomic_write_text(outputs.labels, json.dumps(doc, indent=1))
-    result, skel = kept["result"], kept["skeleton"]
+    opts = JobOptions(out=workdir, pose=server_pose_options(cfg, settings.smoothing()),
+                      windows=WindowOptions(settings.window_s, settings.stride_s), heatmap=settings.heatmap,
+                      export_clips=True, pictures=False,  # the page draws its own figures
+                      elan=True, display_name=video.name, link_video_by_name=True, overwrite=True,
+                      max_frames=cfg.max_frames)
+    kept: list[tuple[Skeleton, LabelResult]] = []
+    doc = process_video(VideoJob(video.path, key), opts, recognizer, stages,
+                        on_result=lambda skel, result: kept.append((skel, result)), estimator=estimator)
+    skel, result = kept[0]
     return Analysis(name=video.name, doc=doc, fps=float(doc["video"]["fps"]),
                     keypoints=np.asarray(skel.keypoints, np.float32),
                     heat=normalise_heat(result.frame_heat).astype(np.float32), heat_source=result.heat_source,
-                    energy=result.extras["motion_energy"].sum(axis=1).astype(np.float32), outputs=outputs,
-                    has_labels=recognizer is not None,
-                    extras={"labels_absent_reason": None if recognizer is not None else NO_WEIGHTS_REASON},
-                    region_motion=region_series(result, LAYOUT))
+                    energy=result.motion_energy.sum(axis=1).astype(np.float32),
+                    outputs=Outputs.for_key(workdir, key), has_labels=recognizer is not None,
+                    labels_absent_reason=None if recognizer is not None else NO_WEIGHTS_REASON,
+                    region_motion=result.region_series(LAYOUT))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import atexit
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,34 @@ def window_views(state: dict[str, Any], t: float, workdir: Path) -> tuple[str, s
             str(tl.save(workdir / "timeline.png")))
 
 
+def _results(a: Analysis, settings: Settings, workdir: Path, models: Models | None) -> tuple:
+    """The page's outputs for one analysed video."""
+    state = a.state()
+    t0 = round(a.duration_s / 2, 2)
+    table, hm, sk, tl = window_views(state, t0, workdir)
+    doc = a.doc
+    if a.has_labels:
+        top, used = clip_top_k(doc["windows"], 5)
+        clip_html = top_k_html(top, f"Top-5 for the whole video (mean over {used} labelled windows)",
+                               "no window had the subject in view", body_levels_of(doc))
+    else:
+        clip_html = top_k_html([], "Top-5 for the whole video", "no labels: no checkpoint configured")
+    labelled = sum(1 for w in doc["windows"] if w.get("top_k"))
+    timing = doc.get("timing_s", {})
+    model = (f"{models.describe()}, stream {models.resolve(settings.stream)}"
+             if a.has_labels and models else "no checkpoint (motion energy only)")
+    status = (f"**Done: {a.name}**: {doc['video']['frame_count']} frames, {a.duration_s:.2f} s at {a.fps:g} fps; "
+              f"{len(doc['windows'])} windows of {settings.window_s:g} s every {settings.stride_s:g} s, "
+              f"{labelled} labelled, {len(doc['segments'])} segments. Model: {model}. Heat: "
+              f"{figures.heat_name(a.heat_source)}. Time: pose {timing.get('pose', 0):.1f} s, model "
+              f"{timing.get('model', 0):.1f} s, video {timing.get('render', 0):.1f} s.")
+    slider = gr.Slider(minimum=0.0, maximum=round(a.duration_s, 2), value=t0, step=round(1.0 / a.fps, 4),
+                       interactive=True, label="Time (s): pick a window")
+    files = [str(a.outputs.clip), str(a.outputs.labels), str(a.outputs.skeleton)]
+    files += [str(p) for p in (a.outputs.events, a.outputs.eaf) if p.is_file()]  # for BORIS / R and ELAN
+    return (status, str(a.outputs.clip), tl, clip_html, slider, table, hm, sk, files, state)
+
+
 def build_app(cfg: AppConfig, models: Models | None, folders: RequestFolders) -> gr.Blocks:
     """The Blocks app for ``cfg`` (``models`` None: no checkpoint, no labels); per-request
     folders go under ``folders`` (the caller closes it when the server stops)."""
@@ -138,35 +166,9 @@ def build_app(cfg: AppConfig, models: Models | None, folders: RequestFolders) ->
                 raise gr.Error(_readable(f"processing failed: {type(e).__name__}: {e}",
                                          checked.path if checked else "", workdir), duration=None) from None
             progress(None, desc="Drawing the figures")
-            yield _results(analysis, settings, workdir)
+            yield _results(analysis, settings, workdir, models)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-
-    def _results(a: Analysis, settings: Settings, workdir: Path) -> tuple:
-        state = a.state()
-        t0 = round(a.duration_s / 2, 2)
-        table, hm, sk, tl = window_views(state, t0, workdir)
-        doc = a.doc
-        if a.has_labels:
-            top, used = clip_top_k(doc["windows"], 5)
-            clip_html = top_k_html(top, f"Top-5 for the whole video (mean over {used} labelled windows)",
-                                   "no window had the subject in view", body_levels_of(doc))
-        else:
-            clip_html = top_k_html([], "Top-5 for the whole video", "no labels: no checkpoint configured")
-        labelled = sum(1 for w in doc["windows"] if w.get("top_k"))
-        timing = doc.get("timing_s", {})
-        model = (f"{models.describe()}, stream {models.resolve(settings.stream)}"
-                 if a.has_labels and models else "no checkpoint (motion energy only)")
-        status = (f"**Done: {a.name}**: {doc['video']['frame_count']} frames, {a.duration_s:.2f} s at {a.fps:g} fps; "
-                  f"{len(doc['windows'])} windows of {settings.window_s:g} s every {settings.stride_s:g} s, "
-                  f"{labelled} labelled, {len(doc['segments'])} segments. Model: {model}. Heat: "
-                  f"{figures.heat_name(a.heat_source)}. Time: pose {timing.get('pose', 0):.1f} s, model "
-                  f"{timing.get('model', 0):.1f} s, video {timing.get('render', 0):.1f} s.")
-        slider = gr.Slider(minimum=0.0, maximum=round(a.duration_s, 2), value=t0, step=round(1.0 / a.fps, 4),
-                           interactive=True, label="Time (s): pick a window")
-        files = [str(a.outputs.clip), str(a.outputs.labels), str(a.outputs.skeleton)]
-        files += [str(p) for p in (a.outputs.events, a.outputs.eaf) if p.is_file()]  # for BORIS / R and ELAN
-        return (status, str(a.outputs.clip), tl, clip_html, slider, table, hm, sk, files, state)
 
     def pick_window(state: dict[str, Any] | None, t: float) -> Iterator[tuple]:
         if not state:
@@ -177,6 +179,12 @@ def build_app(cfg: AppConfig, models: Models | None, folders: RequestFolders) ->
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    return _page(cfg, models, examples, check_only, run, pick_window)
+
+
+def _page(cfg: AppConfig, models: Models | None, examples: list[Path], check_only: Callable[..., str],
+          run: Callable[..., Iterator[tuple]], pick_window: Callable[..., Iterator[tuple]]) -> gr.Blocks:
+    """The page's layout and its events (``check_only``, ``run``, ``pick_window``)."""
     blocks = gr.Blocks(title=TITLE, delete_cache=(min(600, cfg.cache_ttl_s), cfg.cache_ttl_s))
     with blocks:
         gr.Markdown(f"# {TITLE}\nMicro-actions of a seated person from a video: pose → "

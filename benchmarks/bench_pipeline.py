@@ -38,7 +38,7 @@ from benchmarks.machine import machine_info  # noqa: E402
 from core.layouts import MA52_44  # noqa: E402
 from mmn.inference import Recognizer  # noqa: E402
 from pipelines.drawing.render import H264Writer  # noqa: E402
-from pipelines.job import JobOptions, SharedEstimator, VideoJob, process_video  # noqa: E402
+from pipelines.job import JobOptions, PoseOptions, SharedEstimator, VideoJob, process_video  # noqa: E402
 from pipelines.stages.labelling import label_track  # noqa: E402
 from pipelines.stages.windowing import make_windows  # noqa: E402
 from pose.extract import extract_skeleton  # noqa: E402
@@ -121,7 +121,7 @@ def main() -> int:
 
     recognizer = Recognizer.from_checkpoints(args.weights, device=args.device) if args.weights.is_file() else None
     videos = sorted(args.videos.glob("*.mp4"))
-    estimator = SharedEstimator("mediapipe", {})
+    estimator = SharedEstimator(PoseOptions())
     results = []
     with tempfile.TemporaryDirectory() as d:
         long_clip = concatenate(videos, Path(d) / "concatenated.mp4", args.repeat_long)

@@ -1,6 +1,16 @@
 """Benchmark the default pose backend (MediaPipe Holistic) on the real MA-52 clips.
 
     python benchmarks/bench_pose.py [--videos DIR] [--json OUT.json] [--smoothing]
+    python benchmarks/bench_pose.py --compare [--repeats 3] [--long-s 16] [--extra-videos DIR ...]
+
+``--compare`` (docs/pose-speed.md) times the pose stage (``extract_skeleton``) with
+``quality="full"`` (the configuration before the fast default) and the default (``fast``)
+alternately in one process, on each clip and on a ``--long-s`` clip made by concatenating
+them: frames/s per clip and their ratio, with the SGEMM calibration and the load average
+before and after (other processes on the cores slow everything; alternating makes the ratio
+robust to slow drifts). It also compares the two skeletons: the median joint distance per
+joint group in torso lengths, missing joints, frames with the hand model's hands, and the
+model-free motion heat per body part.
 
 Prints a table of frames/s and writes the numbers, with the machine's description and its
 load average (other processes on the cores slow everything down), to JSON:
@@ -30,14 +40,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
-from pose.estimators import create_estimator  # noqa: E402
+from pose.estimators import DEFAULT_QUALITY, create_estimator  # noqa: E402
 from pose.extract import extract_skeleton  # noqa: E402
-from pose.measure import amplitude, jitter, lag  # noqa: E402
+from pose.measure import (  # noqa: E402
+    AGREEMENT_GROUPS,
+    amplitude,
+    hand_model_fraction,
+    jitter,
+    joint_distances,
+    lag,
+    missing_fraction,
+)
 from pose.postprocess import SmoothingConfig, smooth  # noqa: E402
 from pose.region_motion import RegionMotionEnergy  # noqa: E402
 from pose.video import iter_frames  # noqa: E402
 
 DEFAULT_VIDEOS = ROOT / "examples" / "videos"
+DEFAULT_JSON = ROOT / "benchmarks" / "results" / "pose.json"
 REPEATS = 3
 # joints that should be still in each clip (the seated subject's feet, or hips while rocking)
 STILL = {"0019_02_0078.mp4": (15, 16, 24, 25), "0010_02_0101.mp4": (13, 14, 15, 16, 20, 21, 24, 25),
@@ -72,7 +91,7 @@ def _cpu_s() -> float:
 
 def bench_speed(videos: list[Path]) -> list[dict]:
     rows = []
-    est = create_estimator("mediapipe")
+    est = create_estimator("mediapipe", quality="full")  # the figures of this table so far; --compare for fast
     try:
         for v in videos:
             t = time.perf_counter()
@@ -131,15 +150,136 @@ def bench_smoothing(videos: list[Path]) -> list[dict]:
     return rows
 
 
+def long_clip(videos: list[Path], seconds: float, out: Path) -> Path:
+    """``out``: an H.264 clip of ``seconds`` made of ``videos`` one after another, repeated
+    (all must share the first one's frame size and rate), for timings where start-up and the
+    first frames weigh as little as on real recordings."""
+    import av
+
+    with av.open(str(videos[0])) as first:
+        s0 = first.streams.video[0]
+        width, height, rate = s0.codec_context.width, s0.codec_context.height, s0.average_rate
+    total, n = int(round(seconds * float(rate))), 0
+    with av.open(str(out), "w") as dst:
+        stream = dst.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "23", "preset": "veryfast"}
+        while n < total:
+            for v in videos:
+                with av.open(str(v)) as src:
+                    for frame in src.decode(video=0):
+                        if n >= total:
+                            break
+                        if (frame.width, frame.height) != (width, height):
+                            raise ValueError(f"{v}: {frame.width}x{frame.height}, not {width}x{height}")
+                        dst.mux(stream.encode(av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"),
+                                                                        format="rgb24")))
+                        n += 1
+        dst.mux(stream.encode())
+    return out
+
+
+def part_heat(skel) -> dict[str, float]:
+    """The model-free motion heat per body part (mean over frames), as the labels JSON has it."""
+    from pipelines.stages.labelling import heat_summary
+    from pipelines.stages.motion_energy import motion_energy
+
+    v = skel.meta["video"]
+    heat = motion_energy(skel.keypoints, skel.layout, v["fps"], skel.flags, frame_size=(v["width"], v["height"]))
+    return heat_summary(heat, skel.layout, "model-free")["per_part_mean"]
+
+
+def agreement(full, fast) -> dict:
+    """How far ``fast``'s skeleton is from ``full``'s (same video): median distance per group
+    (torso lengths), missing joints and hand-model hands (fractions), heat per part."""
+    d = joint_distances(full.keypoints, fast.keypoints)
+    groups = {}
+    for group, joints in AGREEMENT_GROUPS:
+        values = d[:, list(joints)]
+        groups[group] = float(np.median(values[np.isfinite(values)])) if np.isfinite(values).any() else None
+    return {"median_distance": groups, "missing": [missing_fraction(full.flags), missing_fraction(fast.flags)],
+            "hand_model": [hand_model_fraction(full.flags), hand_model_fraction(fast.flags)],
+            "heat": {"full": part_heat(full), "fast": part_heat(fast)}}
+
+
+def bench_compare(videos: list[Path], repeats: int) -> list[dict]:
+    """Per clip: frames/s of ``full`` and of the default, timed alternately (the order flips every
+    repeat; medians), and :func:`agreement` of their skeletons."""
+    qualities = ("full", DEFAULT_QUALITY)
+    ests = {q: create_estimator("mediapipe", quality=q) for q in qualities}
+    rows = []
+    try:
+        for v in videos:
+            times: dict[str, list[float]] = {q: [] for q in qualities}
+            skels = {}
+            for r in range(repeats):
+                for q in (qualities if r % 2 == 0 else qualities[::-1]):
+                    t = time.perf_counter()
+                    skels[q] = extract_skeleton(v, ests[q])
+                    times[q].append(time.perf_counter() - t)
+            n = skels["full"].num_frames
+            fps = {q: n / float(np.median(times[q])) for q in qualities}
+            rows.append({"video": v.name, "frames": n, "fps": fps, "ratio": fps[DEFAULT_QUALITY] / fps["full"],
+                         "times_s": times, **agreement(skels["full"], skels[DEFAULT_QUALITY]),
+                         "load_average_1m": os.getloadavg()[0]})
+            print(f"{v.name:32s} {n:5d} {fps['full']:8.1f} {fps[DEFAULT_QUALITY]:8.1f} {rows[-1]['ratio']:6.2f}  "
+                  + "  ".join(f"{g} {x:.4f}" if x is not None else f"{g} -" for g, x in
+                              rows[-1]["median_distance"].items())
+                  + f"  load {rows[-1]['load_average_1m']:.2f}", flush=True)
+    finally:
+        for est in ests.values():
+            est.close()
+    return rows
+
+
+def run_compare(args: argparse.Namespace) -> dict:
+    import tempfile
+
+    videos = sorted(args.videos.glob("*.mp4"))
+    extra = [p for d in args.extra_videos for p in sorted(d.glob("*.mp4"))]
+    info = machine()
+    print(f"machine: {info['cpu']} ({info['logical_cpus']} logical CPUs), single-core SGEMM "
+          f"{info['sgemm_gflops_1core']} GFLOP/s, load average {info['load_average_1m']:.2f}"
+          + ("  (above 2.5: other work on the cores; repeat when quieter)" if info["load_average_1m"] > 2.5 else ""))
+    print(f"{'video':32s} {'frames':>5s} {'full f/s':>8s} {DEFAULT_QUALITY + ' f/s':>8s} {'ratio':>6s}  "
+          "median joint distance (torso lengths)")
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = videos + extra
+        if args.long_s > 0:
+            clips.append(long_clip(videos, args.long_s, Path(tmp) / f"concatenated_{args.long_s:g}s.mp4"))
+        rows = bench_compare(clips, args.repeats)
+    total = {q: sum(r["frames"] for r in rows) / sum(r["frames"] / r["fps"][q] for r in rows)
+             for q in ("full", DEFAULT_QUALITY)}
+    info["load_average_1m_at_end"] = os.getloadavg()[0]
+    print(f"{'all':32s} {sum(r['frames'] for r in rows):5d} {total['full']:8.1f} {total[DEFAULT_QUALITY]:8.1f} "
+          f"{total[DEFAULT_QUALITY] / total['full']:6.2f}   load average at end {info['load_average_1m_at_end']:.2f}")
+    return {"machine": info, "default": DEFAULT_QUALITY, "repeats": args.repeats, "clips": rows,
+            "overall_fps": total, "overall_ratio": total[DEFAULT_QUALITY] / total["full"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
-    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "pose.json")
+    ap.add_argument("--json", type=Path, default=DEFAULT_JSON)
     ap.add_argument("--smoothing", action="store_true", help="also measure the smoothing settings")
+    ap.add_argument("--compare", action="store_true",
+                    help=f"time quality full and {DEFAULT_QUALITY} alternately and compare their skeletons")
+    ap.add_argument("--repeats", type=int, default=REPEATS, help="--compare: timings per clip and quality")
+    ap.add_argument("--long-s", type=float, default=16.0,
+                    help="--compare: also time a clip of this many seconds made of the clips (0: none)")
+    ap.add_argument("--extra-videos", type=Path, nargs="*", default=[],
+                    help="--compare: more folders of clips (any size), e.g. ../shared/fixtures/wild")
     args = ap.parse_args(argv)
     import cv2
 
     cv2.setNumThreads(1)  # MediaPipe keeps ~1.3 cores busy; decoding on one thread beside it
+    if args.compare:
+        result = run_compare(args)
+        out = args.json if args.json != DEFAULT_JSON else DEFAULT_JSON.with_name("pose_compare.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+        print(f"\nwrote {out}")
+        return 0
     videos = sorted(args.videos.glob("*.mp4"))
     if not videos:
         print(f"no .mp4 files in {args.videos}", file=sys.stderr)

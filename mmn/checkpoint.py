@@ -44,7 +44,8 @@ from mmn.model import MMN, MMNConfig
 from mmn.preprocess import CLIP_LEN, check_modality
 
 __all__ = ["MAX_CLIP_LEN", "CheckpointError", "CheckpointMeta", "PRETRAINED", "PretrainedWeights",
-           "check_model_bounds", "infer_config", "load_official", "save_checkpoint", "sha256_of", "verify_sha256"]
+           "check_model_bounds", "infer_config", "load_official", "nonfinite_weights", "save_checkpoint", "sha256_of",
+           "verify_sha256"]
 
 PROJECT_FORMAT = "mmn-checkpoint"
 PROJECT_VERSION = 2
@@ -230,6 +231,22 @@ def _check_meta_fits_tensors(path: Path, meta: CheckpointMeta, state: Mapping[st
             raise CheckpointError(f"{path}: the metadata says model {name} = {stated}, the tensors have {actual}")
 
 
+def nonfinite_weights(state: Mapping[str, Any]) -> str | None:
+    """None when every floating-point tensor of ``state`` is finite, else a summary: how many
+    values and tensors are NaN/infinite, and the first such key (a diverged training's weights
+    give NaN for every clip, so they are neither saved nor loaded)."""
+    bad_keys, bad_values = [], 0
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex()):
+            n = int((~torch.isfinite(value.detach())).sum())
+            if n:
+                bad_keys.append(key)
+                bad_values += n
+    if not bad_keys:
+        return None
+    return f"{bad_values} NaN/infinite value(s) in {len(bad_keys)} tensor(s), first {bad_keys[0]!r}"
+
+
 def _check_keys(path: Path, model: MMN, state: Mapping[str, torch.Tensor]) -> None:
     problems = key_problems(state, model.state_dict())
     if problems:
@@ -357,6 +374,9 @@ def load_official(path: str | os.PathLike, modality: str | None = None,
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None
     _check_meta_fits_tensors(path, meta, state)
+    if problem := nonfinite_weights(state):
+        raise CheckpointError(f"{path}: its weights hold {problem} (a diverged training?); they would give NaN "
+                              f"for every clip")
     model = MMN(meta.model)
     _check_keys(path, model, state)
     model.load_state_dict(state, strict=True)
@@ -367,9 +387,12 @@ def load_official(path: str | os.PathLike, modality: str | None = None,
 def save_checkpoint(path: str | os.PathLike, model: MMN, *, taxonomy: Taxonomy, layout: SkeletonLayout,
                     modality: str, clip_len: int = CLIP_LEN, source: str = "mmn.train",
                     provenance: Mapping[str, Any] | None = None) -> Path:
-    """Write a project checkpoint atomically, its taxonomy and clip length with it. Returns the path."""
+    """Write a project checkpoint atomically, its taxonomy and clip length with it. Returns the path.
+    Weights holding NaN or infinity are a :class:`CheckpointError` (nothing is written)."""
     meta = CheckpointMeta(model.cfg, taxonomy, layout, modality, clip_len, source, provenance=dict(provenance or {}))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if problem := nonfinite_weights(state):
+        raise CheckpointError(f"{path}: not written: the model's weights hold {problem}")
     with atomic_path(path) as tmp:
         torch.save({"format": PROJECT_FORMAT, "version": PROJECT_VERSION, "meta": meta.to_dict(),
                     "state_dict": state}, tmp)

@@ -24,17 +24,16 @@ from pathlib import Path
 from tqdm import tqdm
 
 from core.atomic import FolderError, ensure_writable_folder
-from core.cli import positive_float, unit_interval
-from pipelines.dataset_builder import BuildOptions, DatasetBuildError, build_dataset, report_path
+from core.cli import unit_interval
+from pipelines.dataset_builder import BuildOptions, DatasetBuildError, build_training_set, report_path
 from pipelines.formats.spans import AnnotationError
-from pipelines.job import StageError, option_default
-from pipelines.pose_flags import add_pose_arguments, pose_options
+from pipelines.pose_flags import add_pose_arguments, add_window_arguments, pose_options, window_options
+from pipelines.stages.errors import StageError
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = option_default
     ap = argparse.ArgumentParser(prog="python -m pipelines.build_dataset",
                                  description="Turn annotated videos (ELAN .eaf files or a CSV of video,start_s,"
                                              "end_s,label rows) into a pyskl dataset of labelled skeleton windows.")
@@ -44,8 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--videos", type=Path, help="folder to look for videos in (ELAN links, CSV video names)")
     ap.add_argument("--val-fraction", type=unit_interval, default=0.2,
                     help="share of the videos (whole videos) that go to the val split")
-    ap.add_argument("--window", type=positive_float, default=d("window"), help="window length in seconds")
-    ap.add_argument("--stride", type=positive_float, default=d("stride"), help="window stride in seconds")
+    add_window_arguments(ap)
     ap.add_argument("--background", help="class name for windows inside no span (default: leave them out)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
     add_pose_arguments(ap)
@@ -61,10 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         opts = BuildOptions(out=args.out, tier=args.tier, videos_dir=args.videos, val_fraction=args.val_fraction,
-                            window=args.window, stride=args.stride, background=args.background, seed=args.seed,
-                            pose_backend=args.pose_backend,
-                            pose_options=pose_options(args),
-                            smoothing=args.smoothing)
+                            windows=window_options(args), background=args.background, seed=args.seed,
+                            pose=pose_options(args))
         if args.out.is_dir():
             raise FolderError(f"{args.out}: is a folder; --out names the dataset file (e.g. data.pkl)")
         ensure_writable_folder(args.out.parent)
@@ -76,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FolderError, FileNotFoundError) as e:
         ap.error(str(e))
     try:
-        report = build_dataset(args.annotations, opts, progress=_progress,
+        report = build_training_set(args.annotations, opts, progress=_progress,
                                say=lambda line: tqdm.write(line, file=sys.stderr))
     except AnnotationError as e:
         print(f"error: {e}", file=sys.stderr)

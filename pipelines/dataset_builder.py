@@ -1,6 +1,6 @@
 """Annotated videos → a pyskl training dataset of labelled skeleton windows.
 
-    report = build_dataset([Path("a.eaf"), Path("spans.csv")], BuildOptions(out=Path("data.pkl")))
+    report = build_training_set([Path("a.eaf"), Path("spans.csv")], BuildOptions(out=Path("data.pkl")))
 
 Inputs are ELAN files (:mod:`pipelines.formats.elan`, one video each: the video it links, or the
 same name or the ``.eaf``'s stem in ``videos_dir``) and CSV tables (:mod:`pipelines.formats.spans`,
@@ -9,10 +9,10 @@ rows ``video,start_s,end_s,label``; ``video`` is an absolute path, or a path rel
 pooled; then :func:`pipelines.formats.spans.check_spans` applies the rules (clipping within one frame
 of the end, merging same-label overlaps, refusing overlaps of different labels).
 
-Each video goes through the pipeline's pose stage (:func:`pipelines.job.skeleton_stage`:
+Each video goes through the pipeline's pose stage (:func:`pipelines.stages.pose.skeleton_stage`:
 same estimator, smoothing and skeleton file), cached in ``DATA.skeletons/KEY.skeleton.h5``
 beside the output and reused while the video and pose options are unchanged. It is cut into
-windows as the labelling pipeline cuts it (:func:`pipelines.stages.windowing.make_windows`), and:
+windows as the labelling pipeline cuts it (:class:`pipelines.stages.windowing.WindowOptions`), and:
 
 - a window takes a span's label when more than half of it lies inside that span;
 - a window inside no span is left out, or labelled ``background`` when one is named;
@@ -54,24 +54,19 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_path, atomic_write_text
+from core.atomic import atomic_path, atomic_write_text, remove_stale_parts
 from pipelines.discovery import VideoJob, discover
 from pipelines.formats.elan import linked_video, read_eaf_spans
 from pipelines.formats.spans import AnnotationError, Span, check_spans, read_csv_spans
-from pipelines.job import (
-    JobOptions,
-    Outputs,
-    ProgressFactory,
-    SharedEstimator,
-    StageError,
-    input_fingerprint,
-    pose_record,
-    skeleton_stage,
-)
-from pipelines.stages.labelling import MIN_PRESENT_FRACTION, fill_for_model
-from pipelines.stages.windowing import Window, make_windows
+from pipelines.stages.classify import MIN_PRESENT_FRACTION, fill_for_model
+from pipelines.stages.errors import StageError
+from pipelines.stages.pose import PoseOptions, SharedEstimator, pose_record, skeleton_stage
+from pipelines.stages.probe import input_fingerprint
+from pipelines.stages.progress import ProgressFactory, silent_progress
+from pipelines.stages.windowing import Window, WindowOptions
+from pose.video import VideoInfo
 
-__all__ = ["MIN_WINDOWS", "BuildOptions", "BuildReport", "DatasetBuildError", "VideoSpans", "build_dataset",
+__all__ = ["MIN_WINDOWS", "BuildOptions", "BuildReport", "DatasetBuildError", "VideoSpans", "build_training_set",
            "collect_spans", "report_path", "skeleton_folder", "split_videos", "window_label"]
 
 MIN_WINDOWS = 2  # a label with fewer windows than this cannot be both learned and checked
@@ -85,34 +80,24 @@ class DatasetBuildError(RuntimeError):
 class BuildOptions:
     """How annotated videos become a dataset (the CLI flags of the same names).
 
-    ``window`` / ``stride`` in seconds; ``val_fraction`` in [0, 1); ``background``: the class
-    of windows inside no span (None: leave them out); ``pose``: pose backend, its options and
-    smoothing (as :class:`pipelines.job.JobOptions`)."""
+    ``windows``: window and stride in seconds, as the labelling job cuts them; ``val_fraction``
+    in [0, 1); ``background``: the class of windows inside no span (None: leave them out);
+    ``pose``: pose backend, its options and smoothing, as the labelling job makes skeletons."""
 
     out: Path
     tier: str | None = None
     videos_dir: Path | None = None
     val_fraction: float = 0.2
-    window: float = 2.0
-    stride: float = 0.5
+    windows: WindowOptions = field(default_factory=WindowOptions)
     background: str | None = None
     seed: int = 0
-    pose_backend: str = "mediapipe"
-    pose_options: dict = field(default_factory=dict)
-    smoothing: str | dict = "savgol"
+    pose: PoseOptions = field(default_factory=PoseOptions)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
         if self.background is not None and not self.background.strip():
             raise ValueError("background must be a non-empty class name")
-        self.job_options()  # checks window, stride, pose backend and smoothing
-
-    def job_options(self) -> JobOptions:
-        """The pipeline options of the pose stage (skeletons go to :func:`skeleton_folder`)."""
-        return JobOptions(out=skeleton_folder(self.out), pose_backend=self.pose_backend,
-                          pose_options=dict(self.pose_options), smoothing=self.smoothing, window=self.window,
-                          stride=self.stride)
 
 
 def skeleton_folder(out: Path) -> Path:
@@ -136,7 +121,7 @@ class VideoSpans:
 
 @dataclass
 class BuildReport:
-    """What :func:`build_dataset` used and skipped (also written as ``DATA.report.json``)."""
+    """What :func:`build_training_set` used and skipped (also written as ``DATA.report.json``)."""
 
     data: dict[str, Any]
 
@@ -265,32 +250,26 @@ class _Sample:
     img_shape: tuple[int, int]
 
 
-def _progress_none(total: int, desc: str) -> Any:
-    import contextlib
-
-    class _Bar:
-        def update(self, n: int = 1) -> None:
-            pass
-
-    return contextlib.nullcontext(_Bar())
+SHOWN_PROBLEMS = 5  # problems an error message lists before it counts the rest
 
 
-def build_dataset(paths: Sequence[Path], opts: BuildOptions, *, progress: ProgressFactory = _progress_none,
-                  say: Callable[[str], None] = lambda line: None) -> BuildReport:
-    """Build ``opts.out`` and its report from annotation files (module doc). ``say`` gets a
-    line per video as it goes. Raises :class:`AnnotationError` for malformed input (before any
-    pose work where the container's frame count allows), :class:`DatasetBuildError` when
-    nothing usable remains, :class:`pipelines.job.StageError` when the skeleton cache cannot
-    be written."""
+def _listing(items: Sequence[str], noun: str) -> str:
+    """``items`` joined for a one-line error: all of them when few, else the first
+    :data:`SHOWN_PROBLEMS` and how many more of ``noun`` (3000 spans made a 365 KB line)."""
+    if len(items) <= SHOWN_PROBLEMS:
+        return "; ".join(items)
+    return (f"{len(items)} {noun}, the first {SHOWN_PROBLEMS}: {'; '.join(items[:SHOWN_PROBLEMS])}; "
+            f"and {len(items) - SHOWN_PROBLEMS} more")
+
+
+def _probe_videos(jobs: Sequence[VideoJob], groups: Sequence[VideoSpans], skipped_videos: list[dict[str, str]]
+                  ) -> list[tuple[VideoJob, VideoSpans, VideoInfo]]:
+    """Probe every video and check its spans against its length, before any pose work (an
+    unreadable video is recorded in ``skipped_videos``); raises AnnotationError."""
     from pose.video import VideoError, probe_video
 
-    groups, missing = collect_spans(paths, opts.tier, opts.videos_dir)
-    jobs = discover([g.video for g in groups])
-    jopts = opts.job_options()
-    skipped_videos = list(missing)
-    skipped_spans: list[dict[str, Any]] = []
     planned = []
-    for job, group in zip(jobs, groups):  # probe all first: malformed spans fail before any pose work
+    for job, group in zip(jobs, groups):
         try:
             info = probe_video(job.path)
         except (VideoError, OSError) as e:
@@ -301,17 +280,58 @@ def build_dataset(paths: Sequence[Path], opts: BuildOptions, *, progress: Progre
         duration = info.frame_count / info.fps if info.frame_count > 0 else math.inf
         check_spans(group.spans, duration, info.fps, what=str(job.path))
         planned.append((job, group, info))
+    return planned
+
+
+def _annotations(samples: Sequence[_Sample], label_names: Sequence[str], split_of: dict[str, str]
+                 ) -> tuple[list[dict[str, Any]], dict[str, list[str]], dict[str, Counter]]:
+    """The pyskl ``annotations``, ``split`` and the windows per split and label."""
+    index = {name: i for i, name in enumerate(label_names)}
+    annotations, split = [], {"train": [], "val": []}
+    counts: dict[str, Counter] = {"train": Counter(), "val": Counter()}
+    for s in samples:
+        name = f"{s.key}_f{s.window.start:06d}-{s.window.end:06d}"
+        annotations.append({"frame_dir": name, "label": index[s.label],
+                            "keypoint": s.keypoint[None].astype(np.float32),
+                            "keypoint_score": s.score[None].astype(np.float32),
+                            "total_frames": int(s.window.length), "img_shape": s.img_shape,
+                            "video": s.key, "start_frame": int(s.window.start), "end_frame": int(s.window.end)})
+        split[split_of[s.key]].append(name)
+        counts[split_of[s.key]][s.label] += 1
+    return annotations, split, counts
+
+
+def _write_pickle(path: Path, data: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            pickle.dump(data, f, protocol=4)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def build_training_set(paths: Sequence[Path], opts: BuildOptions, *, progress: ProgressFactory = silent_progress,
+                       say: Callable[[str], None] = lambda line: None) -> BuildReport:
+    """Build ``opts.out`` and its report from annotation files (module doc). ``say`` gets a
+    line per video as it goes. Raises :class:`AnnotationError` for malformed input (before any
+    pose work where the container's frame count allows), :class:`DatasetBuildError` when
+    nothing usable remains, :class:`pipelines.job.StageError` when the skeleton cache cannot
+    be written."""
+    groups, missing = collect_spans(paths, opts.tier, opts.videos_dir)
+    jobs = discover([g.video for g in groups])
+    skipped_videos = list(missing)
+    skipped_spans: list[dict[str, Any]] = []
+    planned = _probe_videos(jobs, groups, skipped_videos)  # probe all first: malformed spans fail early
     if not planned:
-        raise DatasetBuildError("no annotated video could be used: " + "; ".join(
-            f"{v['video']}: {v['reason']}" for v in skipped_videos) if skipped_videos else "no spans were given")
+        raise DatasetBuildError("no annotated video could be used: " + _listing(
+            [f"{v['video']}: {v['reason']}" for v in skipped_videos], "unusable videos") if skipped_videos
+            else "no spans were given")
 
     samples: list[_Sample] = []
     videos: list[dict[str, Any]] = []
-    estimator = SharedEstimator(jopts.pose_backend, jopts.pose_options)
+    estimator = SharedEstimator(opts.pose)
     try:
         for job, group, info in planned:
-            entry = _label_video(job, group, info, opts, jopts, estimator, progress, samples, skipped_spans,
-                                 skipped_videos)
+            entry = _label_video(job, group, info, opts, estimator, progress, samples, skipped_spans, skipped_videos)
             if entry is not None:
                 videos.append(entry)
                 say(f"{job.key}: {sum(entry['windows'].values())} labelled window(s) from "
@@ -326,40 +346,28 @@ def build_dataset(paths: Sequence[Path], opts: BuildOptions, *, progress: Progre
     samples = [s for s in samples if s.label not in dropped]
     if not samples:
         raise DatasetBuildError("no labelled window is left: " + "; ".join(
-            [f"{v['video']}: {v['reason']}" for v in skipped_videos]
-            + [f"span {sp['source']}: {sp['reason']}" for sp in skipped_spans]
-            + [f"label {lab['label']!r}: {lab['reason']}" for lab in skipped_labels]))
+            _listing(items, noun) for items, noun in (
+                ([f"{v['video']}: {v['reason']}" for v in skipped_videos], "skipped videos"),
+                ([f"span {sp['source']}: {sp['reason']}" for sp in skipped_spans], "spans without a window"),
+                ([f"label {lab['label']!r}: {lab['reason']}" for lab in skipped_labels], "dropped labels"))
+            if items))
     label_names = sorted({s.label for s in samples})
-    index = {name: i for i, name in enumerate(label_names)}
     train_keys, val_keys, notes = split_videos(sorted({s.key for s in samples}), opts.val_fraction, opts.seed)
     split_of = {k: "train" for k in train_keys} | {k: "val" for k in val_keys}
-    annotations, split = [], {"train": [], "val": []}
-    counts: dict[str, Counter] = {"train": Counter(), "val": Counter()}
-    for s in samples:
-        name = f"{s.key}_f{s.window.start:06d}-{s.window.end:06d}"
-        annotations.append({"frame_dir": name, "label": index[s.label],
-                            "keypoint": s.keypoint[None].astype(np.float32),
-                            "keypoint_score": s.score[None].astype(np.float32),
-                            "total_frames": int(s.window.length), "img_shape": s.img_shape,
-                            "video": s.key, "start_frame": int(s.window.start), "end_frame": int(s.window.end)})
-        split[split_of[s.key]].append(name)
-        counts[split_of[s.key]][s.label] += 1
+    annotations, split, counts = _annotations(samples, label_names, split_of)
     only_val = sorted(set(counts["val"]) - set(counts["train"]))
     if only_val:
         notes.append(f"label(s) only in val, never trained on: {', '.join(map(repr, only_val))}")
     for v in videos:
         v["split"] = split_of.get(v["key"])
-    with atomic_path(opts.out) as tmp:
-        with open(tmp, "wb") as f:
-            pickle.dump({"split": split, "annotations": annotations, "label_names": label_names}, f, protocol=4)
-            f.flush()
-            os.fsync(f.fileno())
+    _write_pickle(opts.out, {"split": split, "annotations": annotations, "label_names": label_names})
     report = BuildReport({
         "data": opts.out.name, "skeletons": skeleton_folder(opts.out).name,
         "options": {"annotations": [str(p) for p in paths], "tier": opts.tier,
                     "videos_dir": None if opts.videos_dir is None else str(opts.videos_dir),
-                    "window_s": opts.window, "stride_s": opts.stride, "val_fraction": opts.val_fraction,
-                    "seed": opts.seed, "background": opts.background, "pose": pose_record(jopts)},
+                    "window_s": opts.windows.window, "stride_s": opts.windows.stride,
+                    "val_fraction": opts.val_fraction, "seed": opts.seed, "background": opts.background,
+                    "pose": pose_record(opts.pose)},
         "label_names": label_names,
         "counts": {"train_windows": len(split["train"]), "val_windows": len(split["val"]),
                    "train": dict(sorted(counts["train"].items())), "val": dict(sorted(counts["val"].items()))},
@@ -371,17 +379,18 @@ def build_dataset(paths: Sequence[Path], opts: BuildOptions, *, progress: Progre
     return report
 
 
-def _label_video(job: VideoJob, group: VideoSpans, info: Any, opts: BuildOptions, jopts: JobOptions,
+def _label_video(job: VideoJob, group: VideoSpans, info: VideoInfo, opts: BuildOptions,
                  estimator: SharedEstimator, progress: ProgressFactory, samples: list[_Sample],
                  skipped_spans: list[dict[str, Any]], skipped_videos: list[dict[str, str]]) -> dict[str, Any] | None:
     """Skeleton, windows and labels of one video (appended to ``samples``); its report entry,
     or None when the video cannot be used (recorded in ``skipped_videos``)."""
-    outputs = Outputs.for_key(jopts.out, job.key)
-    outputs.clean_leftovers()
+    skeleton = skeleton_folder(opts.out) / f"{job.key}.skeleton.h5"
+    remove_stale_parts([skeleton])
     source = ", ".join(group.sources)
-    record = {"input": input_fingerprint(job.path), "pose": pose_record(jopts)}
+    record = {"input": input_fingerprint(job.path), "pose": pose_record(opts.pose)}
     try:  # the pipeline's own pose stage: same failures, the same way (a video without a person too)
-        skel = skeleton_stage(job, outputs, jopts, record, info.frame_count, progress, estimator)
+        skel = skeleton_stage(job, skeleton, opts.pose, record, frames_hint=info.frame_count, progress=progress,
+                              estimator=estimator)
     except StageError as e:
         if isinstance(e.__cause__, OSError):
             raise  # the skeleton cache cannot be written: nothing else will work either
@@ -391,7 +400,7 @@ def _label_video(job: VideoJob, group: VideoSpans, info: Any, opts: BuildOptions
     n, fps = int(keypoints.shape[0]), float(info.fps)
     present = np.isfinite(keypoints).all(axis=2).any(axis=1)
     spans = check_spans(group.spans, n / fps, fps, what=str(job.path))
-    windows = make_windows(n, fps, opts.window, opts.stride)
+    windows = opts.windows.cut(n, fps)
     per_span = [0] * len(spans)
     per_span_absent = [0] * len(spans)
     without_subject = outside = 0
@@ -431,4 +440,4 @@ def _label_video(job: VideoJob, group: VideoSpans, info: Any, opts: BuildOptions
                        "end_s": round(sp.end_s, 4), "windows": used, "interpolated": sp.interpolated}
                       for sp, used in zip(spans, per_span)],
             "windows": dict(sorted(labels.items())), "windows_without_subject": without_subject,
-            "windows_outside_spans": outside, "skeleton": outputs.skeleton.name}
+            "windows_outside_spans": outside, "skeleton": skeleton.name}

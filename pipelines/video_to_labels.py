@@ -6,7 +6,7 @@
 The per-video work and its outputs are :mod:`pipelines.job`; which videos and under which
 keys, :mod:`pipelines.discovery`; the run's ``windows.csv``, ``summary.csv`` and
 ``failures.csv``, :mod:`pipelines.formats.tables`; ``--engine ray`` (Ray Data over this machine's
-cores or a cluster, the same outputs), :mod:`pipelines.engines.ray`. This module is only the
+cores or a cluster, the same outputs), :mod:`pipelines.engines`. This module is only the
 command line.
 
 A rerun skips finished videos (same input, same result-relevant options; ``--overwrite``
@@ -21,20 +21,26 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from core.atomic import FolderError, ensure_writable_folder
-from core.cli import positive_float, positive_int, unit_interval
+from core.cli import positive_int, unit_interval
 from core.signals import terminate_as_interrupt
 from mmn.model import MAP_NAMES
 from pipelines.discovery import discover, select_shard
 from pipelines.drawing.render import CLIP_PRESETS
-from pipelines.engines.ray import add_engine_arguments, engine_outcomes
+from pipelines.engines import engine_outcomes
+from pipelines.engines.flags import add_engine_arguments
 from pipelines.formats.labels_doc import NO_WEIGHTS_REASON
 from pipelines.formats.tables import RunTables, summary_row
-from pipelines.job import LAYOUT, JobOptions, option_default
-from pipelines.pose_flags import add_pose_arguments, pose_options
+from pipelines.options import JobOptions, option_default
+from pipelines.pose_flags import add_pose_arguments, add_window_arguments, pose_options, window_options
+from pipelines.stages.pose import LAYOUT
+
+if TYPE_CHECKING:
+    from mmn.inference import Recognizer
 
 __all__ = ["build_parser", "main", "parse_shard"]
 
@@ -59,9 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--weights", type=Path, help="MMN joint checkpoint (the authors' or mmn.train's)")
     ap.add_argument("--weights-bone", type=Path, help="MMN bone checkpoint: adds the 2S ensemble")
     add_pose_arguments(ap)
-    ap.add_argument("--window", type=positive_float, default=d("window"),
-                    help="window length in seconds (≈ an MA-52 clip)")
-    ap.add_argument("--stride", type=positive_float, default=d("stride"), help="window stride in seconds")
+    add_window_arguments(ap)
     ap.add_argument("--threshold", type=unit_interval, default=d("threshold"),
                     help="min top-1 probability to join a segment")
     ap.add_argument("--top-k", type=positive_int, default=d("top_k"))
@@ -77,11 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--shard", type=parse_shard, help="K/N: process the K-th of N deterministic shares")
     ap.add_argument("--overwrite", action="store_true", help="redo videos that are already done")
     ap.add_argument("--retry-failed", action="store_true", help="retry files that failed before and did not change")
-    add_engine_arguments(ap)  # --engine local|ray and the Ray stages' sizes (pipelines.engines.ray)
+    add_engine_arguments(ap)  # --engine local|ray and the Ray stages' sizes (pipelines.engines.flags)
     return ap
 
 
-def load_recognizer(args: argparse.Namespace):
+def load_recognizer(args: argparse.Namespace) -> Recognizer:
     """The Recognizer for ``--weights``; raises ValueError (a usage error) naming the problem."""
     from mmn.checkpoint import CheckpointError
     from mmn.inference import Recognizer
@@ -102,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.weights_bone and not args.weights:
         ap.error("--weights-bone needs --weights (the joint stream)")
     try:
-        opts = JobOptions(out=args.out, pose_backend=args.pose_backend,
-                          pose_options=pose_options(args),
-                          smoothing=args.smoothing, window=args.window, stride=args.stride,
+        opts = JobOptions(out=args.out, pose=pose_options(args), windows=window_options(args),
                           threshold=args.threshold, top_k=args.top_k, heatmap=args.heatmap,
                           batch_size=args.batch_size, export_clips=args.export_clips, clip_preset=args.clip_preset,
                           elan=args.elan,
@@ -166,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         return status
     failed = len(tables.failures)
     done = sum(1 for row in tables.summary if row[1] in ("done", "already done"))
-    print(f"{done} of {len(jobs)} video(s) labelled into {args.out}" +
-          (f"; {failed} failed (see failures{suffix}.csv)" if failed else ""), file=sys.stderr)
+    skipped = tables.skipped_windows()
+    print(f"{done} of {len(jobs)} video(s) labelled into {args.out}; {skipped} window(s) skipped, subject absent"
+          + (f" (see windows{suffix}.csv)" if skipped else "")
+          + (f"; {failed} failed (see failures{suffix}.csv)" if failed else ""), file=sys.stderr)
     return 1 if failed or done < len(jobs) else 0
 
 

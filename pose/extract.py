@@ -6,7 +6,7 @@ person to the 44 MA-52 joints (:mod:`pose.keypoint_tables`), follows one subject
 per-frame 44-joint candidates (a few hundred bytes per person and frame) are kept, never frames.
 
 Command line: ``python -m pose.extract VIDEO [VIDEO ...] -o OUT_DIR [--backend mediapipe]
-[--npy]`` writes ``OUT_DIR/<video stem>.skeleton.h5`` (and ``.npy``) per video, the name
+[--pose-quality fast|full] [--npy]`` writes ``OUT_DIR/<video stem>.skeleton.h5`` (and ``.npy``) per video, the name
 ``pipelines.video_to_labels`` gives (and reuses) too.
 """
 from __future__ import annotations
@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from .estimators import Estimator, boxes_from_keypoints, create_estimator
+from .estimators import DEFAULT_QUALITY, POSE_QUALITIES, Estimator, boxes_from_keypoints, create_estimator
 from .keypoint_tables import MISSING, table_for
 from .postprocess import GapConfig, SmoothingConfig, postprocess
 from .region_motion import UNIT, RegionMotionEnergy
+from .shot_cuts import cuts_record
 from .skeleton_file import SCHEMA_VERSION, Skeleton, export_npy, write_skeleton
 from .subject import SubjectConfig, SubjectTracker
 from .video import VideoError, iter_frames, prefetch, probe_video
@@ -119,9 +120,10 @@ def extract_skeleton(video_path: str | Path, backend: str | Estimator = "mediapi
         bind(video_path)
     table = table_for(est.keypoint_format)
     layout = table.layout
-    tracker = SubjectTracker(info.width, info.height, subject)
+    tracker = SubjectTracker(info.width, info.height, subject, multi_person=est.multi_person)
     mea = RegionMotionEnergy(layout) if region_motion and est.needs_pixels else None
     candidates: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    interpolated = 0  # frames the estimator interpolated instead of estimating (MediaPipe quality fast)
     timestamps: list[float] = []
     bar = _ProgressAdapter(progress, info.frame_count, video_path.name)
     try:
@@ -141,6 +143,7 @@ def extract_skeleton(video_path: str | Path, backend: str | Estimator = "mediapi
             tracker.update(fp.index, boxes_from_keypoints(kp, sc), sc.mean(1) if sc.size else np.zeros(0))
             candidates.append((kp, sc, fl))
             timestamps.append(fp.timestamp)
+            interpolated += bool(fp.extra.get("interpolated"))
             bar.step(len(candidates))
     finally:
         bar.close()
@@ -150,7 +153,9 @@ def extract_skeleton(video_path: str | Path, backend: str | Estimator = "mediapi
             est.reset()
 
     n, v = len(candidates), layout.num_joints
-    pick, subject_meta = tracker.choose()
+    # shot cuts from the whole frame's pixel difference (measured with region motion)
+    shot_cuts = None if mea is None else cuts_record(mea.frame_difference(n), timestamps)
+    pick, subject_meta = tracker.choose(None if shot_cuts is None else shot_cuts["frames"])
     region = mea.result(pick) if mea is not None else None
     keypoints = np.full((n, v, 2), np.nan, np.float32)
     scores = np.zeros((n, v), np.float32)
@@ -164,9 +169,10 @@ def extract_skeleton(video_path: str | Path, backend: str | Estimator = "mediapi
         "video": {**{k: val for k, val in info.to_dict().items() if k != "path"},
                   "decoded_frames": n},
         "backend": {"name": est.name, "version": est.version(), "keypoint_format": est.keypoint_format,
-                    "options": est.options()},
+                    "options": est.options(), "interpolated_frames": interpolated},
         "layout": layout.name,
         "subject": subject_meta,
+        "shot_cuts": shot_cuts,
         "postprocess": pp,
         "region_motion": None if mea is None else {"regions": mea.names, "unit": UNIT, "scale": mea.scale,
                                                    "pad_torso_lengths": mea.pad},
@@ -182,13 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("videos", nargs="+", type=Path)
     ap.add_argument("-o", "--out-dir", type=Path, required=True)
     ap.add_argument("--backend", default="mediapipe", choices=["mediapipe", "mmpose", "precomputed"])
+    ap.add_argument("--pose-quality", default=DEFAULT_QUALITY, choices=POSE_QUALITIES,
+                    help="mediapipe: fast (default; models on every second frame while the person is tracked) or full "
+                         "(Holistic on every frame, the configuration before fast); docs/pose-speed.md")
     ap.add_argument("--smoothing", default="default", help="savgol | one_euro | none | default")
     ap.add_argument("--npy", action="store_true", help="also write <stem>.npy (N, 44, 2)")
     ap.add_argument("--mmpose-config", help="mmpose config (file or name inside the mmpose package)")
     ap.add_argument("--mmpose-checkpoint", help="local checkpoint file for --backend mmpose")
     ap.add_argument("--results", type=Path, help="precomputed results file for --backend precomputed")
     args = ap.parse_args(argv)
-    opts: dict[str, Any] = {}
+    opts: dict[str, Any] = {"quality": args.pose_quality} if args.backend == "mediapipe" else {}
     if args.backend == "mmpose":
         opts = {k: v for k, v in (("config", args.mmpose_config), ("checkpoint", args.mmpose_checkpoint)) if v}
     est = create_estimator(args.backend, **opts) if args.backend != "precomputed" else None

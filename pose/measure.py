@@ -40,3 +40,36 @@ def part_motion_energy(keypoints: np.ndarray, joints: Sequence[int], vertical_on
     c = keypoints[:, list(joints)].mean(1)
     v = np.diff(c, axis=0)
     return float((v[:, 1] ** 2).mean() if vertical_only else (v ** 2).sum(-1).mean())
+
+
+# --------------------------------------------------------------------------- agreement of two tracks
+# Joint groups of the MA-52 layout for comparing two skeletons of one video (docs/pose-speed.md).
+AGREEMENT_GROUPS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("body", tuple(range(26))), ("face", tuple(range(26, 32))), ("hands", tuple(range(32, 44))))
+_NECK, _HIP_CENTRE, _HAND_ROOTS = 18, 19, (32, 38)
+
+
+def joint_distances(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """(N, V) distance of each joint of ``other`` from ``reference`` (both (N, V, 2) pixels of
+    the same frames, MA-52 layout), in torso lengths: the reference's median neck–hip-centre
+    distance. NaN where either is missing."""
+    if reference.shape != other.shape:
+        raise ValueError(f"skeletons differ in shape: {reference.shape} and {other.shape}")
+    torso = float(np.nanmedian(np.linalg.norm(reference[:, _NECK] - reference[:, _HIP_CENTRE], axis=-1)))
+    return np.linalg.norm(other - reference, axis=-1) / torso
+
+
+def missing_fraction(flags: np.ndarray) -> float:
+    """Fraction of (frame, joint) entries flagged MISSING; ``flags`` (N, V) uint8."""
+    from .keypoint_tables import MISSING
+
+    return float(((flags & MISSING) != 0).mean())
+
+
+def hand_model_fraction(flags: np.ndarray) -> float:
+    """Fraction of (frame, hand) pairs whose hand root came from a hand model: neither
+    estimated from the pose, filled over a gap nor missing; ``flags`` (N, 44) uint8."""
+    from .keypoint_tables import ESTIMATED, FILLED, MISSING
+
+    roots = flags[:, list(_HAND_ROOTS)]
+    return float(((roots & (ESTIMATED | FILLED | MISSING)) == 0).mean())

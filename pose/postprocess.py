@@ -3,8 +3,11 @@
 Every step takes arrays ``keypoints`` (N, V, 2) float32 pixels (NaN where MISSING),
 ``scores`` (N, V) float32 and ``flags`` (N, V) uint8 (bits of :mod:`pose.keypoint_tables`)
 and returns new arrays; the docstring of each says what it reads and what it writes.
-:func:`postprocess` runs the default chain and returns the parameters it used, for the
-skeleton file's metadata.
+:class:`StreamPostprocessor` runs the default chain on a stream, frame by frame with a bounded
+look-ahead (the gap-filling limit plus the smoothing half-window: 12 frames, 0.4 s, at 30 fps
+with the defaults); :func:`postprocess` runs it on a whole track in one block, so a file and a
+live stream get the same output from the same code. It returns the parameters it used, for
+the skeleton file's metadata.
 
 1. :func:`drop_low_confidence`: joints scored below ``min_score`` become MISSING.
 2. :func:`fill_gaps`: runs of MISSING frames no longer than ``max_gap`` frames are
@@ -27,6 +30,12 @@ from typing import Any
 import numpy as np
 
 from .keypoint_tables import ESTIMATED, FILLED, MISSING
+
+__all__ = [
+    "GapConfig", "SmoothingConfig", "SMOOTHING_METHODS", "drop_low_confidence", "fill_gaps",
+    "correlate_zero_padded", "savgol_smooth", "OneEuroFilter", "one_euro_smooth", "smooth",
+    "TrackBlock", "StreamPostprocessor", "postprocess",
+]
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -149,13 +158,19 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def fill_gaps(keypoints: np.ndarray, scores: np.ndarray, flags: np.ndarray, max_gap: int,
-              fill_score_factor: float = 0.5, hold_edges: bool = True) -> Arrays:
+              fill_score_factor: float = 0.5, hold_edges: bool = True, *,
+              lead_edge: bool = True, tail_edge: bool = True) -> Arrays:
     """Interpolate short gaps of each joint; leave long ones MISSING.
 
     A gap is a run of frames where a joint is MISSING. Runs of at most ``max_gap`` frames
     between two present frames are filled linearly in time (frame index); with
     ``hold_edges``, such short runs at the start or end of the video take the nearest present
     value. Longer runs, and joints never present, are left as they are.
+
+    ``lead_edge`` / ``tail_edge`` say whether the arrays' first / last frame is the start / end
+    of the track (the default) or a cut through a longer track (a slab of a stream): a run
+    touching a cut is left as it is, since its length is unknown there. For the frames at least
+    ``max_gap`` frames away from every cut, the result is then that of the whole track.
 
     Reads: keypoints, scores, flags (MISSING bit). Writes, for the filled joints: keypoints,
     score = ``fill_score_factor * min(score at both ends)``, flags = FILLED (plus ESTIMATED
@@ -169,7 +184,7 @@ def fill_gaps(keypoints: np.ndarray, scores: np.ndarray, flags: np.ndarray, max_
     missing = (fl & MISSING).astype(bool)
     for j in np.flatnonzero(missing.any(0) & ~missing.all(0)):
         for a, b in _runs(missing[:, j]):
-            if b - a > max_gap:
+            if b - a > max_gap or (a == 0 and not lead_edge) or (b == n and not tail_edge):
                 continue
             left, right = a - 1, b  # present neighbours (if inside the video)
             if left >= 0 and right < n:
@@ -192,7 +207,8 @@ def correlate_zero_padded(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Correlate each column of ``x`` (N, ...) with the centred odd-length ``weights`` along
     axis 0, zeros beyond the ends: ``out[i] = Σ_k weights[k] · x[i + k − h]``."""
     h = len(weights) // 2
-    padded = np.pad(x, [(h, h)] + [(0, 0)] * (x.ndim - 1))
+    padded = np.zeros((x.shape[0] + 2 * h,) + x.shape[1:], x.dtype)
+    padded[h:h + x.shape[0]] = x
     out = np.zeros(x.shape, np.result_type(x, weights, np.float64))
     for k, wk in enumerate(weights):
         out += wk * padded[k:k + x.shape[0]]
@@ -259,6 +275,58 @@ def savgol_smooth(keypoints: np.ndarray, scores: np.ndarray, flags: np.ndarray, 
     return out.reshape(n, v, 2).astype(np.float32)
 
 
+class OneEuroFilter:
+    """The One Euro filter's state for ``num_joints`` joints, carried from one block of frames
+    to the next, so that a track filtered in pieces equals the track filtered whole.
+
+    See :func:`one_euro_smooth` for the filter; :meth:`run` filters the next frames.
+    """
+
+    def __init__(self, num_joints: int, min_cutoff: float = 0.5, beta: float = 0.2,
+                 d_cutoff: float = 1.0, confidence_weighted: bool = True) -> None:
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self.confidence_weighted = confidence_weighted
+        self.x_prev = np.zeros((num_joints, 2))
+        self.dx_prev = np.zeros((num_joints, 2))
+        self.live = np.zeros(num_joints, dtype=bool)
+        self.t_prev: float | None = None
+
+    @staticmethod
+    def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray:
+        tau = 1.0 / (2 * math.pi * np.asarray(cutoff))
+        return 1.0 / (1.0 + tau / dt)
+
+    def run(self, keypoints: np.ndarray, scores: np.ndarray, flags: np.ndarray,
+            timestamps: np.ndarray) -> np.ndarray:
+        """Filter the next frames: keypoints (n, V, 2) px, scores and flags (n, V), timestamps
+        (n,) s. Returns the filtered keypoints (n, V, 2) float32."""
+        _check(keypoints, scores, flags)
+        out = keypoints.astype(np.float64).copy()
+        present = ~(flags & MISSING).astype(bool) & np.isfinite(keypoints).all(-1)
+        x_prev, dx_prev = self.x_prev, self.dx_prev
+        for i in range(len(scores)):
+            dt = (timestamps[i] - self.t_prev) if self.t_prev is not None else 0.0
+            dt = dt if dt > 0 else 1.0 / 30
+            self.t_prev = timestamps[i]
+            p = present[i]
+            x = out[i]
+            start = p & ~self.live
+            x_prev[start], dx_prev[start] = x[start], 0.0
+            cont = p & self.live
+            if cont.any():
+                dx = (x[cont] - x_prev[cont]) / dt
+                dx_hat = dx_prev[cont] + self._alpha(self.d_cutoff, dt) * (dx - dx_prev[cont])
+                cutoff = self.min_cutoff + self.beta * np.abs(dx_hat)
+                a = self._alpha(cutoff, dt)
+                if self.confidence_weighted:
+                    a = a * np.clip(scores[i, cont], 0.0, 1.0)[:, None]
+                x_hat = x_prev[cont] + a * (x[cont] - x_prev[cont])
+                out[i, cont] = x_hat
+                x_prev[cont], dx_prev[cont] = x_hat, dx_hat
+            self.live = p
+        return out.astype(np.float32)
+
+
 def one_euro_smooth(keypoints: np.ndarray, scores: np.ndarray, flags: np.ndarray,
                     timestamps: np.ndarray, min_cutoff: float = 0.5, beta: float = 0.2,
                     d_cutoff: float = 1.0, confidence_weighted: bool = True) -> np.ndarray:
@@ -272,39 +340,8 @@ def one_euro_smooth(keypoints: np.ndarray, scores: np.ndarray, flags: np.ndarray
     Reads: keypoints, scores, flags (MISSING), timestamps. Writes: keypoints of present joints.
     """
     _check(keypoints, scores, flags)
-    n, v = scores.shape
-    out = keypoints.astype(np.float64).copy()
-    present = ~(flags & MISSING).astype(bool) & np.isfinite(keypoints).all(-1)
-    x_prev = np.zeros((v, 2))
-    dx_prev = np.zeros((v, 2))
-    live = np.zeros(v, dtype=bool)
-
-    def alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray:
-        tau = 1.0 / (2 * math.pi * np.asarray(cutoff))
-        return 1.0 / (1.0 + tau / dt)
-
-    t_prev = None
-    for i in range(n):
-        dt = (timestamps[i] - t_prev) if t_prev is not None else 0.0
-        dt = dt if dt > 0 else 1.0 / 30
-        t_prev = timestamps[i]
-        p = present[i]
-        x = out[i]
-        start = p & ~live
-        x_prev[start], dx_prev[start] = x[start], 0.0
-        cont = p & live
-        if cont.any():
-            dx = (x[cont] - x_prev[cont]) / dt
-            dx_hat = dx_prev[cont] + alpha(d_cutoff, dt) * (dx - dx_prev[cont])
-            cutoff = min_cutoff + beta * np.abs(dx_hat)
-            a = alpha(cutoff, dt)
-            if confidence_weighted:
-                a = a * np.clip(scores[i, cont], 0.0, 1.0)[:, None]
-            x_hat = x_prev[cont] + a * (x[cont] - x_prev[cont])
-            out[i, cont] = x_hat
-            x_prev[cont], dx_prev[cont] = x_hat, dx_hat
-        live = p
-    return out.astype(np.float32)
+    return OneEuroFilter(scores.shape[1], min_cutoff, beta, d_cutoff, confidence_weighted).run(
+        keypoints, scores, flags, timestamps)
 
 
 def smooth(keypoints: np.ndarray, scores: np.ndarray, flags: np.ndarray, timestamps: np.ndarray,
@@ -319,24 +356,232 @@ def smooth(keypoints: np.ndarray, scores: np.ndarray, flags: np.ndarray, timesta
                            config.d_cutoff, config.confidence_weighted)
 
 
+@dataclass(frozen=True)
+class TrackBlock:
+    """Consecutive post-processed frames ``start`` … ``stop - 1`` of a track (in push order).
+
+    Attributes:
+        start: index of the first frame (0 for the first frame pushed).
+        keypoints: (k, V, 2) float32 pixels, NaN where MISSING.
+        scores: (k, V) float32.
+        flags: (k, V) uint8 bits of :mod:`pose.keypoint_tables`.
+        timestamps: (k,) float64 seconds, as pushed.
+    """
+
+    start: int
+    keypoints: np.ndarray
+    scores: np.ndarray
+    flags: np.ndarray
+    timestamps: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self)
+
+    @classmethod
+    def concat(cls, blocks: list[TrackBlock], num_joints: int) -> TrackBlock:
+        """Join consecutive blocks (each starting where the previous one stopped)."""
+        for prev, nxt in zip(blocks, blocks[1:]):
+            if nxt.start != prev.stop:
+                raise ValueError(f"blocks are not consecutive: {prev.stop} then {nxt.start}")
+        if not blocks:
+            return _empty_block(0, num_joints)
+        return cls(blocks[0].start, *(np.concatenate([getattr(b, f) for b in blocks])
+                                      for f in ("keypoints", "scores", "flags", "timestamps")))
+
+
+def _empty_block(start: int, v: int) -> TrackBlock:
+    return TrackBlock(start, np.zeros((0, v, 2), np.float32), np.zeros((0, v), np.float32),
+                      np.zeros((0, v), np.uint8), np.zeros(0, np.float64))
+
+
+class _Frames:
+    """Frames ``start`` … ``stop - 1`` of a track held as arrays (a sliding buffer)."""
+
+    def __init__(self, v: int) -> None:
+        block = _empty_block(0, v)
+        self.start = 0
+        self.arrays = [block.keypoints, block.scores, block.flags, block.timestamps]
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.arrays[3])
+
+    def append(self, arrays: list[np.ndarray]) -> None:
+        if len(arrays[3]):
+            self.arrays = [np.concatenate([old, new]) for old, new in zip(self.arrays, arrays)]
+
+    def get(self, a: int, b: int) -> list[np.ndarray]:
+        if a < self.start or b > self.stop:
+            raise AssertionError(f"frames {a}..{b} requested, {self.start}..{self.stop} held")
+        return [x[a - self.start:b - self.start] for x in self.arrays]
+
+    def drop_before(self, a: int) -> None:
+        if a > self.start:
+            self.arrays = [x[a - self.start:].copy() for x in self.arrays]
+            self.start = a
+
+
+class StreamPostprocessor:
+    """The post-processing chain (drop low confidence → fill short gaps → smooth) on a stream.
+
+    Frames go in one at a time (:meth:`push`) or in blocks (:meth:`push_many`); each comes out
+    once the frames it depends on have arrived, and :meth:`flush` releases the rest at the end.
+    The output, block after block, is exactly that of the whole track (:func:`postprocess`
+    runs the same code on a whole track in one block).
+
+    Look-ahead (:attr:`lookahead_frames`): a frame's output waits for ``max_gap`` later frames
+    (is a gap of the joint short enough to fill?) plus, for Savitzky–Golay, the half window
+    (its fit looks at the frames after it). With the defaults at 30 fps: 8 + 4 = 12 frames,
+    0.4 s (at 25 fps: 6 + 4 = 10 frames; One Euro and no smoothing: 8 frames at 30 fps). After
+    frame ``i`` is pushed, frames up to ``i - lookahead_frames`` have been emitted. Memory is
+    bounded: about ``2 * max_gap + 2 * half`` frames are held.
+
+    Frame numbers are push order: a frame the caller never pushes (dropped upstream) is not a
+    gap, the frames around it are neighbours.
+    """
+
+    def __init__(self, fps: float, gap: GapConfig | None = None, smoothing: SmoothingConfig | None = None,
+                 num_joints: int = 44) -> None:
+        if not (math.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps must be a positive number, got {fps}")
+        self.fps = float(fps)
+        self.gap = gap or GapConfig()
+        self.smoothing = smoothing or SmoothingConfig()
+        self.num_joints = num_joints
+        self.max_gap = self.gap.max_gap_frames(fps)
+        sm = self.smoothing
+        self.half = sm.window_frames(fps) // 2 if sm.method == "savgol" else 0
+        self._euro = (OneEuroFilter(num_joints, sm.min_cutoff, sm.beta, sm.d_cutoff, sm.confidence_weighted)
+                      if sm.method == "one_euro" else None)
+        self._raw = _Frames(num_joints)      # after drop_low_confidence; gap filling not final
+        self._filled = _Frames(num_joints)   # gap filling final; smoothing not final
+        self._emitted = 0
+        self._ended = False
+        self._last_t: float | None = None
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Frames after a frame that must arrive before it is emitted."""
+        return self.max_gap + self.half
+
+    @property
+    def lookahead_s(self) -> float:
+        """:attr:`lookahead_frames` in seconds at the stream's nominal ``fps``."""
+        return self.lookahead_frames / self.fps
+
+    @property
+    def pushed(self) -> int:
+        """Frames pushed so far."""
+        return self._raw.stop
+
+    @property
+    def held_frames(self) -> int:
+        """Frames held in memory (at most ``2 * lookahead_frames``)."""
+        return (self._raw.stop - self._raw.start) + (self._filled.stop - self._filled.start)
+
+    @property
+    def emitted(self) -> int:
+        """Frames emitted so far."""
+        return self._emitted
+
+    def params(self) -> dict[str, Any]:
+        """The parameters used, for the skeleton file's metadata."""
+        sm = self.smoothing
+        return {
+            "steps": ["drop_low_confidence", "fill_gaps", "smooth"],
+            "gap": {**self.gap.to_dict(), "max_gap_frames": self.max_gap},
+            "smoothing": {**sm.to_dict(),
+                          **({"window_frames": sm.window_frames(self.fps)} if sm.method == "savgol" else {})},
+        }
+
+    def push(self, keypoints: np.ndarray | None, scores: np.ndarray | None, timestamp: float, *,
+             flags: np.ndarray | None = None, present: bool = True) -> TrackBlock:
+        """Add one frame: keypoints (V, 2) px, scores (V,), ``timestamp`` s (increasing), flags
+        (V,) uint8 (default: no bits). ``present=False`` (or keypoints None) is a frame without
+        the subject: every joint MISSING. Returns the frames now final (often 0 or 1)."""
+        v = self.num_joints
+        if not math.isfinite(timestamp):
+            raise ValueError(f"timestamp must be finite, got {timestamp}")
+        if self._last_t is not None and timestamp <= self._last_t:
+            raise ValueError(f"timestamps must increase: {timestamp} after {self._last_t}")
+        if not present or keypoints is None:
+            kp, sc, fl = np.full((1, v, 2), np.nan, np.float32), np.zeros((1, v), np.float32), None
+        else:
+            kp, sc = np.asarray(keypoints)[None], np.asarray(scores)[None]
+            fl = None if flags is None else np.asarray(flags)[None]
+        if fl is None:
+            fl = np.full((1, v), 0 if present and keypoints is not None else MISSING, np.uint8)
+        return self.push_many(kp, sc, fl, np.array([timestamp], np.float64))
+
+    def push_many(self, keypoints: np.ndarray, scores: np.ndarray, flags: np.ndarray,
+                  timestamps: np.ndarray) -> TrackBlock:
+        """Add frames: keypoints (n, V, 2) px, scores and flags (n, V), timestamps (n,) s.
+        Returns the frames now final."""
+        if self._ended:
+            raise RuntimeError("frames pushed after flush()")
+        _check(keypoints, scores, flags)
+        if scores.shape[1] != self.num_joints or len(timestamps) != len(scores):
+            raise ValueError(f"expected {self.num_joints} joints and one timestamp a frame; got "
+                             f"{scores.shape[1]} joints, {len(scores)} frames, {len(timestamps)} timestamps")
+        kp, sc, fl = drop_low_confidence(keypoints, scores, flags, self.gap.min_score)
+        self._raw.append([kp, sc, fl, np.asarray(timestamps, np.float64)])
+        if len(timestamps):
+            self._last_t = float(timestamps[-1])
+        return self._advance()
+
+    def flush(self) -> TrackBlock:
+        """End of the track: return every frame not yet emitted."""
+        self._ended = True
+        return self._advance()
+
+    def _advance(self) -> TrackBlock:
+        n, end, g = self.pushed, self._ended, self.gap
+        # 1. gap filling, final for frames max_gap before the newest (all of them at the end)
+        lo = self._filled.stop
+        hi = n if end or self.max_gap <= 0 else max(lo, n - self.max_gap)
+        if hi > lo:
+            s = max(0, lo - self.max_gap)
+            kp, sc, fl, ts = self._raw.get(s, n)
+            kp, sc, fl = fill_gaps(kp, sc, fl, self.max_gap, g.fill_score_factor, g.hold_edges,
+                                   lead_edge=s == 0, tail_edge=end)
+            self._filled.append([x[lo - s:hi - s] for x in (kp, sc, fl, ts)])
+            self._raw.drop_before(hi - self.max_gap)
+        # 2. smoothing, final for frames half a window before the newest filled one
+        f_hi = self._filled.stop
+        lo = self._emitted
+        hi = f_hi if end else max(lo, f_hi - self.half)
+        if hi <= lo:
+            return _empty_block(lo, self.num_joints)
+        s = max(0, lo - self.half)
+        kp, sc, fl, ts = self._filled.get(s, f_hi)
+        if self.smoothing.method == "savgol":
+            sm = self.smoothing
+            kp = savgol_smooth(kp, sc, fl, sm.window_frames(self.fps), sm.polyorder, sm.confidence_weighted)
+        elif self._euro is not None:
+            kp = self._euro.run(kp, sc, fl, ts)
+        else:
+            kp = kp.copy()
+        out = TrackBlock(lo, *(x[lo - s:hi - s] for x in (kp, sc, fl, ts)))
+        self._emitted = hi
+        self._filled.drop_before(hi - self.half)
+        return out
+
+
 def postprocess(keypoints: np.ndarray, scores: np.ndarray, flags: np.ndarray,
                 timestamps: np.ndarray, fps: float, gap: GapConfig | None = None,
                 smoothing: SmoothingConfig | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """The default chain: drop low confidence → fill short gaps → smooth.
+    """The default chain on a whole track: drop low confidence → fill short gaps → smooth.
 
-    Returns keypoints, scores, flags and a dict of the parameters used (for metadata).
+    Runs :class:`StreamPostprocessor` on the track as one block. Returns keypoints (N, V, 2)
+    float32, scores (N, V) float32, flags (N, V) uint8 and a dict of the parameters used (for
+    metadata).
     """
-    gap = gap or GapConfig()
-    smoothing = smoothing or SmoothingConfig()
-    kp, sc, fl = drop_low_confidence(keypoints, scores, flags, gap.min_score)
-    max_gap = gap.max_gap_frames(fps)
-    kp, sc, fl = fill_gaps(kp, sc, fl, max_gap, gap.fill_score_factor, gap.hold_edges)
-    kp = smooth(kp, sc, fl, timestamps, smoothing, fps)
-    params = {
-        "steps": ["drop_low_confidence", "fill_gaps", "smooth"],
-        "gap": {**gap.to_dict(), "max_gap_frames": max_gap},
-        "smoothing": {**smoothing.to_dict(),
-                      **({"window_frames": smoothing.window_frames(fps)}
-                         if smoothing.method == "savgol" else {})},
-    }
-    return kp, sc, fl, params
+    _check(keypoints, scores, flags)
+    stream = StreamPostprocessor(fps, gap, smoothing, num_joints=scores.shape[1])
+    blocks = [stream.push_many(keypoints, scores, flags, np.asarray(timestamps, np.float64)), stream.flush()]
+    out = TrackBlock.concat(blocks, scores.shape[1])
+    return out.keypoints, out.scores, out.flags, stream.params()

@@ -27,6 +27,7 @@ with the same rankings. See docs/motion-heat.md for the measurements.
 from __future__ import annotations
 
 import warnings
+from array import array
 from collections.abc import Mapping, Sequence
 
 import cv2
@@ -124,6 +125,7 @@ class RegionMotionEnergy:
       8 x 350 KiB at 1/4 of 1080x1296).
     - :meth:`add_pose` (index, keypoints): box means for every candidate person.
     - :meth:`update` (frame, keypoints) does both for the next frame index.
+    - :meth:`frame_difference`: the whole frame's mean difference per frame, for shot cuts.
 
     ``push_frame`` must be called in frame order, ``add_pose`` too (each after the
     ``push_frame`` of its frame); they may run in different threads.
@@ -137,6 +139,7 @@ class RegionMotionEnergy:
             distance in that frame, else the running median of the last 301 seen.
 
     Memory: the previous small grey frame (W*H/scale^2 bytes) plus ``P*R`` float32 per frame
+    and one float32 per frame for the whole frame's difference
     (P candidate people, R regions): 24 bytes per frame for one person and 6 regions, 2.6 MB
     per hour at 30 fps.
     """
@@ -157,16 +160,22 @@ class RegionMotionEnergy:
         self._pending: dict[int, np.ndarray | None] = {}  # frame index -> integral image (or None)
         self._rows: list[np.ndarray] = []                # per frame (P, R) float32
         self._torso: list[float] = []                    # recent torso lengths (px, full res)
+        self._difference = array("f")                   # per pushed frame: whole-frame mean |difference|
 
     def push_frame(self, index: int, frame_bgr: np.ndarray) -> None:
         """Pixel half for frame ``index``: (H, W, 3) uint8 BGR."""
         grey = grey_small(frame_bgr, self.scale)
         prev, prev_index = self._prev, self._prev_index
         self._prev, self._prev_index = grey, index
+        if len(self._difference) > index:
+            del self._difference[index:]
+        self._difference.extend([np.nan] * (index + 1 - len(self._difference)))
         if prev is None or prev.shape != grey.shape or index != prev_index + 1:
             self._pending[index] = None
         else:
-            self._pending[index] = cv2.integral(cv2.absdiff(grey, prev))  # int32 (h+1, w+1)
+            ii = cv2.integral(cv2.absdiff(grey, prev))  # int32 (h+1, w+1)
+            self._pending[index] = ii
+            self._difference[index] = float(ii[-1, -1]) / (grey.shape[0] * grey.shape[1])
 
     def _pad_px(self, keypoints: np.ndarray) -> np.ndarray:
         t = torso_length(keypoints, self.layout)            # (P,)
@@ -201,6 +210,17 @@ class RegionMotionEnergy:
         index = len(self._rows)
         self.push_frame(index, frame_bgr)
         self.add_pose(index, keypoints)
+
+    def frame_difference(self, num_frames: int | None = None) -> np.ndarray:
+        """(N,) float32 mean absolute grey-level difference between each pushed frame and the
+        one before it over the whole downscaled frame (0-255 per pixel; the integral image's
+        last entry, so free): the signal of :func:`pose.shot_cuts.detect_cuts`. NaN in frame 0
+        and where a frame was not pushed. ``num_frames`` default: frames seen so far."""
+        n = num_frames if num_frames is not None else max(len(self._rows), len(self._difference))
+        out = np.full(n, np.nan, np.float32)
+        got = np.frombuffer(self._difference, np.float32)[:n]
+        out[:len(got)] = got
+        return out
 
     def result(self, pick: Mapping[int, int] | Sequence[int] | None = None) -> np.ndarray:
         """(N, R) float32 MEA per frame and region (grey levels 0-255 per pixel), NaN where the

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import av
 
-from tests.conftest import VIDEOS_DIR
+from tests.data import VIDEOS_DIR
 
 
 def faststart_truncated(src: Path, dst: Path, keep: float = 0.6) -> None:

@@ -19,7 +19,7 @@ from pipelines import video_to_labels
 from pipelines.dataset_builder import (
     BuildOptions,
     DatasetBuildError,
-    build_dataset,
+    build_training_set,
     report_path,
     skeleton_folder,
     split_videos,
@@ -40,10 +40,10 @@ from pipelines.formats.elan import (
 )
 from pipelines.formats.events import EVENTS_COLUMNS, events_csv_text
 from pipelines.formats.spans import AnnotationError, Span, check_spans, read_csv_spans
-from pipelines.stages.windowing import Window
-from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
+from pipelines.stages.windowing import Window, WindowOptions
+from tests.data import LABELS_SCHEMA, VIDEOS_DIR
 
-SCHEMA = json.loads((ROOT / "pipelines" / "formats" / "labels.schema.json").read_text())
+SCHEMA = json.loads(LABELS_SCHEMA.read_text())
 CLIPS = ("0010_02_0101", "0030_01_0002")  # 47 frames (1.57 s) and 75 frames (2.5 s), 30 fps
 
 
@@ -65,21 +65,30 @@ def rows(path: Path) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------- export, real clips
 
 
+EXPORT_OPTIONS = ["--elan", "--window", "0.5", "--stride", "0.25", "--device", "cpu"]
+
+
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> dict[str, Path]:
-    """Two real clips labelled with the golden checkpoint and --elan, then again without a
-    checkpoint (reusing the skeletons): ``{"labels": dir, "motion": dir}``."""
+def exported_motion(tmp_path_factory) -> dict[str, Path]:
+    """Two real clips through the folder job with --elan and no checkpoint (skeletons, motion
+    tiers): ``{"motion": dir, "inputs": dir}``."""
     inputs = tmp_path_factory.mktemp("videos")
     for key in CLIPS:
         shutil.copy(VIDEOS_DIR / f"{key}.mp4", inputs / f"{key}.mp4")
-    labels, motion = tmp_path_factory.mktemp("labels"), tmp_path_factory.mktemp("motion")
-    common = ["--window", "0.5", "--stride", "0.25", "--device", "cpu"]
-    assert video_to_labels.main([str(inputs), "--out", str(labels), "--elan", "--weights",
-                                 str(GOLDEN_DIR / "weights.pt"), *common]) == 0
+    motion = tmp_path_factory.mktemp("motion")
+    assert video_to_labels.main([str(inputs), "--out", str(motion), *EXPORT_OPTIONS]) == 0
+    return {"motion": motion, "inputs": inputs}
+
+
+@pytest.fixture(scope="module")
+def exported(exported_motion, golden_weights, tmp_path_factory) -> dict[str, Path]:
+    """The same clips again with the golden checkpoint, reusing the skeletons: adds ``"labels": dir``."""
+    labels = tmp_path_factory.mktemp("labels")
     for key in CLIPS:
-        shutil.copy(labels / f"{key}.skeleton.h5", motion / f"{key}.skeleton.h5")
-    assert video_to_labels.main([str(inputs), "--out", str(motion), "--elan", *common]) == 0
-    return {"labels": labels, "motion": motion, "inputs": inputs}
+        shutil.copy(exported_motion["motion"] / f"{key}.skeleton.h5", labels / f"{key}.skeleton.h5")
+    assert video_to_labels.main([str(exported_motion["inputs"]), "--out", str(labels), "--weights",
+                                 str(golden_weights), *EXPORT_OPTIONS]) == 0
+    return {**exported_motion, "labels": labels}
 
 
 @pytest.mark.parametrize("key", CLIPS)
@@ -138,10 +147,10 @@ def test_events_csv_matches_the_segments(exported, key):
 
 
 @pytest.mark.parametrize("key", CLIPS)
-def test_without_weights_motion_tiers_and_a_header_only_events_csv(exported, key):
+def test_without_weights_motion_tiers_and_a_header_only_events_csv(exported_motion, key):
     from core.layouts import MA52_44
 
-    out = exported["motion"]
+    out = exported_motion["motion"]
     doc = json.loads((out / f"{key}.labels.json").read_text())
     jsonschema.validate(doc, SCHEMA)
     assert doc["model"] is None
@@ -445,23 +454,23 @@ def test_window_majority_rule_and_split():
 # --------------------------------------------------------------------------- import: real clips
 
 
-def seeded(out: Path, exported: dict[str, Path]) -> Path:
+def seeded(out: Path, exported_motion: dict[str, Path]) -> Path:
     """Put the skeletons the export made into the dataset's cache (same video bytes, same pose
     options: reused as they are, no pose run)."""
     cache = skeleton_folder(out)
     cache.mkdir(parents=True, exist_ok=True)
     for key in CLIPS:
-        shutil.copy(exported["labels"] / f"{key}.skeleton.h5", cache / f"{key}.skeleton.h5")
+        shutil.copy(exported_motion["motion"] / f"{key}.skeleton.h5", cache / f"{key}.skeleton.h5")
     return out
 
 
-def test_dataset_from_an_elan_file_and_a_csv(tmp_path, exported, capsys):
+def test_dataset_from_an_elan_file_and_a_csv(tmp_path, exported_motion, capsys):
     eaf = elan_file(tmp_path / "coded")
     table = tmp_path / "coded" / "more.csv"
     table.write_text("video,start_s,end_s,label\n0010_02_0101.mp4,0.0,0.9,turning head\n"
                      "0010_02_0101.mp4,0.9,1.5,sitting straight\n0010_02_0101.mp4,1.5,1.55,blink\n"
                      "elsewhere.mp4,0,1,nod\n")
-    out = seeded(tmp_path / "data" / "data.pkl", exported)
+    out = seeded(tmp_path / "data" / "data.pkl", exported_motion)
     mtimes = {p.name: p.stat().st_mtime_ns for p in skeleton_folder(out).iterdir()}
     code = build_cli.main([str(eaf), str(table), "--tier", "Behaviour", "--videos", str(VIDEOS_DIR), "--out",
                            str(out), "--window", "0.5", "--stride", "0.25", "--val-fraction", "0.5", "--seed", "0"])
@@ -500,13 +509,14 @@ def test_dataset_from_an_elan_file_and_a_csv(tmp_path, exported, capsys):
     assert "skipped video elsewhere.mp4" in err and "skipped span" in err and f"wrote {out}" in err
 
 
-def test_background_class_and_dropped_labels(tmp_path, exported):
+def test_background_class_and_dropped_labels(tmp_path, exported_motion):
     table = tmp_path / "spans.csv"
     table.write_text("video,start_s,end_s,label\n0030_01_0002.mp4,0.5,1.5,shaking body\n"
                      "0030_01_0002.mp4,2.2,2.5,rare\n")
-    out = seeded(tmp_path / "bg.pkl", exported)
-    report = build_dataset([table], BuildOptions(out=out, videos_dir=VIDEOS_DIR, window=0.5, stride=0.25,
-                                                 background="none", val_fraction=0.2))
+    out = seeded(tmp_path / "bg.pkl", exported_motion)
+    report = build_training_set([table], BuildOptions(out=out, videos_dir=VIDEOS_DIR,
+                                                      windows=WindowOptions(window=0.5, stride=0.25),
+                                                      background="none", val_fraction=0.2))
     assert report.label_names == ["none", "shaking body"]
     assert report.data["skipped"]["labels"] == [{"label": "rare", "windows": 1,
                                                  "reason": "1 window(s), fewer than 2"}]
@@ -514,12 +524,12 @@ def test_background_class_and_dropped_labels(tmp_path, exported):
     clips, _ = read_pyskl(out, "train")
     assert len(clips) == report.data["counts"]["train_windows"] > 0
     with pytest.raises(DatasetBuildError, match="no labelled window is left"):
-        build_dataset([table], BuildOptions(out=tmp_path / "none.pkl", videos_dir=VIDEOS_DIR, window=2.0,
-                                            stride=0.5))
+        build_training_set([table], BuildOptions(out=tmp_path / "none.pkl", videos_dir=VIDEOS_DIR,
+                                                 windows=WindowOptions(window=2.0, stride=0.5)))
 
 
-def test_malformed_input_exits_2_naming_the_file(tmp_path, exported, capsys):
-    out = seeded(tmp_path / "x.pkl", exported)
+def test_malformed_input_exits_2_naming_the_file(tmp_path, exported_motion, capsys):
+    out = seeded(tmp_path / "x.pkl", exported_motion)
     common = ["--videos", str(VIDEOS_DIR), "--out", str(out), "--window", "0.5", "--stride", "0.25"]
     past = tmp_path / "past.csv"  # the clip is 2.5 s long
     past.write_text("video,start_s,end_s,label\n0030_01_0002.mp4,2.0,2.9,nod\n")
@@ -548,7 +558,7 @@ def test_malformed_input_exits_2_naming_the_file(tmp_path, exported, capsys):
     assert "no annotated video could be used: nope.mp4: no such video" in capsys.readouterr().err
 
 
-def test_a_video_the_pose_stage_cannot_use_is_skipped_not_fatal(tmp_path, exported):
+def test_a_video_the_pose_stage_cannot_use_is_skipped_not_fatal(tmp_path, exported_motion):
     """The builder runs the pipeline's own pose stage (:func:`pipelines.job.skeleton_stage`),
     so a 2×2-pixel video and a video without a person are reported as the folder job reports
     them, and the rest is built."""
@@ -562,7 +572,7 @@ def test_a_video_the_pose_stage_cannot_use_is_skipped_not_fatal(tmp_path, export
     table = tmp_path / "spans.csv"
     table.write_text("video,start_s,end_s,label\n0030_01_0002.mp4,0.0,2.5,shaking body\n"
                      "tiny.mp4,0.0,0.6,nod\nnobody.mp4,0.0,2.0,nod\n")
-    out = seeded(tmp_path / "data.pkl", exported)
+    out = seeded(tmp_path / "data.pkl", exported_motion)
     assert build_cli.main([str(table), "--videos", str(videos), "--out", str(out), "--window", "0.5",
                            "--stride", "0.25", "--val-fraction", "0"]) == 0
     skipped = {Path(v["video"]).name: v["reason"] for v in json.loads(report_path(out).read_text())["skipped"]["videos"]}

@@ -16,7 +16,7 @@ from app.validate import Limits, check_upload
 from pipelines.drawing import figures
 from pipelines.formats.labels_doc import NO_WEIGHTS_REASON
 from pose.skeleton_file import read_skeleton
-from tests.conftest import VIDEOS_DIR
+from tests.data import VIDEOS_DIR
 
 CLIP = VIDEOS_DIR / "0010_02_0101.mp4"  # the shortest real clip: 47 frames
 
@@ -39,7 +39,11 @@ def test_outputs_without_checkpoint(no_checkpoint):
     doc = json.loads(a.outputs.labels.read_text())
     assert doc["labels_absent_reason"] == NO_WEIGHTS_REASON and doc["model"] is None
     assert doc["windows"] and not any("top_k" in w for w in doc["windows"]) and doc["segments"] == []
-    assert doc["video"]["path"] == CLIP.name  # no server path in the download
+    assert doc["video"]["path"] == doc["video"]["file_name"] == CLIP.name  # no server path in the download
+    # nor in the ELAN file, which links the video by its name (beside the .eaf), as the job wrote it
+    eaf = a.outputs.eaf.read_text()
+    assert f'MEDIA_URL="file:///{CLIP.name}"' in eaf and f'RELATIVE_MEDIA_URL="./{CLIP.name}"' in eaf
+    assert str(work) not in eaf and "uploads" not in eaf
     # the page draws its own figures: the folder job's whole-video pictures are not made
     assert doc["outputs"]["heatmap_png"] is None and not a.outputs.heatmap.exists()
     assert read_skeleton(a.outputs.skeleton).keypoints.shape == (47, 44, 2)

@@ -21,10 +21,10 @@ import pytest
 
 from core.layouts import MA52_44
 from pipelines.drawing.figures import grouped_joint_order, read_row_labels
-from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
+from tests.data import LABELS_SCHEMA, ROOT, VIDEOS_DIR
 
 CLIP = VIDEOS_DIR / "0030_01_0002.mp4"  # 75 frames, 2.5 s, 1080×1296
-SCHEMA = json.loads((ROOT / "pipelines" / "labels.schema.json").read_text())
+SCHEMA = json.loads(LABELS_SCHEMA.read_text())
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -55,7 +55,7 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, golden_weights):
     tmp = tmp_path_factory.mktemp("app-server")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MMN_APP_", "GRADIO_"))}
@@ -63,7 +63,7 @@ def server(tmp_path_factory):
     log = tmp / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port), "--device", "cpu",
-                                 "--weights", str(GOLDEN_DIR / "weights.pt")],
+                                 "--weights", str(golden_weights)],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     srv = Server(f"http://127.0.0.1:{port}/", proc, tmp / "private", log)
     try:

@@ -14,7 +14,7 @@ from app.summaries import clip_top_k, top_k_html, window_at
 from app.validate import Limits, UploadError, check_upload, sniff_container
 from core.layouts import MA52_44
 from pipelines.drawing import figures
-from tests.conftest import VIDEOS_DIR
+from tests.data import VIDEOS_DIR
 
 CLIP = VIDEOS_DIR / "0030_01_0002.mp4"  # 75 frames, 2.5 s
 BIG = Limits(max_bytes=50 << 20, max_duration_s=60)

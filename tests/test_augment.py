@@ -32,7 +32,6 @@ from mmn.training.augment import (
     train_pipeline,
 )
 from mmn.training.datasets import SkeletonDataset, read_pyskl
-from tests.conftest import MSR_PKL
 
 
 def _clip(T=64, V=20, seed=0):
@@ -45,8 +44,8 @@ def _run(step, kp):
 
 
 @pytest.fixture(scope="module")
-def msr_clip():
-    clips, _ = read_pyskl(MSR_PKL, "xsub_train")
+def msr_clip(msr_pkl):
+    clips, _ = read_pyskl(msr_pkl, "xsub_train")
     return clips[0].keypoint  # (54, 20, 2) pixels
 
 

@@ -19,7 +19,6 @@ from mmn.training.datasets import (
     validate,
 )
 from mmn.training.engine import layout_from_cfg
-from tests.conftest import MSR_PKL
 
 
 def _dump(obj, path):
@@ -50,9 +49,9 @@ def write_authors_split(root, split, clips, labels, label_form="records"):
 
 # ---------------------------------------------------------------- pyskl (the MSR Action3D fixture)
 
-def test_pyskl_msr_splits_are_read_in_split_order():
-    train, names = read_pyskl(MSR_PKL, "xsub_train")
-    val, _ = read_pyskl(MSR_PKL, "xsub_val")
+def test_pyskl_msr_splits_are_read_in_split_order(msr_pkl):
+    train, names = read_pyskl(msr_pkl, "xsub_train")
+    val, _ = read_pyskl(msr_pkl, "xsub_val")
     assert len(train) == 291 and len(val) == 275 and len(names) == 20
     assert not {c.name for c in train} & {c.name for c in val}
     assert all(int(c.name.split("_")[1][1:]) % 2 == 1 for c in train)  # odd subjects train
@@ -63,13 +62,13 @@ def test_pyskl_msr_splits_are_read_in_split_order():
     validate(train, 20, 20, "msr")
 
 
-def test_pyskl_unknown_split_is_a_clear_error():
+def test_pyskl_unknown_split_is_a_clear_error(msr_pkl):
     with pytest.raises(DatasetError, match="no split 'xsub_test'.*xsub_train"):
-        read_pyskl(MSR_PKL, "xsub_test")
+        read_pyskl(msr_pkl, "xsub_test")
 
 
-def test_load_split_from_a_config_section():
-    data = dict(format="pyskl", path=str(MSR_PKL), train=dict(split="xsub_train"), val=dict(split="xsub_val"))
+def test_load_split_from_a_config_section(msr_pkl):
+    data = dict(format="pyskl", path=str(msr_pkl), train=dict(split="xsub_train"), val=dict(split="xsub_val"))
     clips, names = load_split(data, "val", 20, 20)
     assert len(clips) == 275 and names[0] == "high arm wave"
     with pytest.raises(DatasetError, match="has 20 joints; the layout has 44"):
@@ -188,8 +187,8 @@ def test_dataset_eval_samples_match_the_authors_preprocessing(tmp_path, golden, 
             np.testing.assert_allclose(s["index_t"].numpy(), golden["index_t"][i], atol=1e-6)
 
 
-def test_training_dataset_is_seeded_and_varies_between_draws():
-    clips, _ = read_pyskl(MSR_PKL, "xsub_train")
+def test_training_dataset_is_seeded_and_varies_between_draws(msr_pkl):
+    clips, _ = read_pyskl(msr_pkl, "xsub_train")
 
     def draws(seed):
         ds = SkeletonDataset(clips[:3], train_pipeline(MSR_ACTION3D_20, "joint", augment=dict(p=1.0)), seed=seed)
@@ -201,13 +200,13 @@ def test_training_dataset_is_seeded_and_varies_between_draws():
     assert not np.array_equal(a[0], c[0])      # another seed, another stream
 
 
-def test_user_defined_layout_from_a_config_dict():
+def test_user_defined_layout_from_a_config_dict(msr_pkl):
     spec = dict(name="msr_custom", num_joints=20, centre_joint=2,
                 bones=[[19, 2], [0, 2], [1, 2]],
                 parts={"upper": [19, 2, 0, 1, 3, 7, 8, 9, 10, 11, 12], "lower": [6, 4, 5, 13, 14, 15, 16, 17, 18]})
     layout = layout_from_cfg(dict(layout=spec))
     assert layout.num_joints == 20 and layout.centre_joint == 2 and layout.partition[:3] == (19, 2, 0)
-    clips, _ = read_pyskl(MSR_PKL, "xsub_val")
+    clips, _ = read_pyskl(msr_pkl, "xsub_val")
     out = SkeletonDataset(clips[:1], eval_pipeline(layout, "bone"))[0]["inputs"].numpy()
     assert out.shape == (2, 64, 20, 1)
     # bone modality with three bones: only joints 19, 0 and 1 (model positions 0, 2, 3) are non-zero
@@ -217,8 +216,8 @@ def test_user_defined_layout_from_a_config_dict():
         layout_from_cfg(dict(layout={**spec, "parts": {"all": list(range(19))}}))
 
 
-def test_workers_and_ranks_draw_different_augmentations(monkeypatch):
-    clips, _ = read_pyskl(MSR_PKL, "xsub_train")
+def test_workers_and_ranks_draw_different_augmentations(monkeypatch, msr_pkl):
+    clips, _ = read_pyskl(msr_pkl, "xsub_train")
     pipe = lambda: train_pipeline(MSR_ACTION3D_20, "joint", augment=dict(p=1.0))  # noqa: E731
     same = [clips[0]] * 2
     loader = torch.utils.data.DataLoader(SkeletonDataset(same, pipe(), seed=1), batch_size=1, num_workers=2)

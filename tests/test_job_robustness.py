@@ -23,16 +23,15 @@ from core.taxonomy import Taxonomy
 from mmn import MMN, MMNConfig, save_checkpoint
 from pipelines.discovery import discover
 from pipelines.job import Outputs
-from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
+from tests.cli import run_cli, start_cli
+from tests.data import ROOT, VIDEOS_DIR
 
 SHORT = VIDEOS_DIR / "0019_02_0078.mp4"   # 50 frames: the cheapest real clip
 OTHER = VIDEOS_DIR / "0010_02_0101.mp4"
-WEIGHTS = GOLDEN_DIR / "weights.pt"
 
 
-def _run(*args, timeout=600, **kw):
-    return subprocess.run([sys.executable, "-m", "pipelines.video_to_labels", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, **kw)
+def _run(*args, timeout=600):
+    return run_cli("pipelines.video_to_labels", *args, timeout=timeout)
 
 
 def _doc(out: Path, key: str) -> dict:
@@ -66,27 +65,27 @@ def _parts(folder: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_rerun_redoes_what_changed_and_reuses_the_pose(tmp_path):
+def test_rerun_redoes_what_changed_and_reuses_the_pose(tmp_path, golden_weights):
     inp, out = tmp_path / "in", tmp_path / "out"
     inp.mkdir()
     (inp / "talk.mp4").write_bytes(SHORT.read_bytes())
     assert _run(inp, "--out", out).returncode == 0                       # README flow: first without weights
     assert _doc(out, "talk")["model"] is None
     skel_mtime = (out / "talk.skeleton.h5").stat().st_mtime_ns
-    res = _run(inp, "--out", out, "--weights", WEIGHTS, "--device", "cpu")   # then with them
+    res = _run(inp, "--out", out, "--weights", golden_weights, "--device", "cpu")   # then with them
     assert res.returncode == 0, res.stderr[-2000:]
     doc = _doc(out, "talk")
     assert doc["model"]["streams"][0]["file"] == "weights.pt" and all("top_k" in w for w in doc["windows"])
     assert (out / "talk.skeleton.h5").stat().st_mtime_ns == skel_mtime     # pose inputs unchanged: reused
     assert "pose talk" not in res.stderr
-    res = _run(inp, "--out", out, "--weights", WEIGHTS, "--device", "cpu", "--window", "1.0", "--stride", "0.25")
+    res = _run(inp, "--out", out, "--weights", golden_weights, "--device", "cpu", "--window", "1.0", "--stride", "0.25")
     assert res.returncode == 0 and _doc(out, "talk")["windowing"]["window_s"] == 1.0
     assert "already done" not in (out / "summary.csv").read_text()
-    res = _run(inp, "--out", out, "--weights", WEIGHTS, "--device", "cpu", "--window", "1.0", "--stride", "0.25")
+    res = _run(inp, "--out", out, "--weights", golden_weights, "--device", "cpu", "--window", "1.0", "--stride", "0.25")
     assert "already done" in (out / "summary.csv").read_text()             # same options: nothing to do
     # a different video under the same name is a different input: redone, pose included
     (inp / "talk.mp4").write_bytes(OTHER.read_bytes())
-    res = _run(inp, "--out", out, "--weights", WEIGHTS, "--device", "cpu", "--window", "1.0", "--stride", "0.25")
+    res = _run(inp, "--out", out, "--weights", golden_weights, "--device", "cpu", "--window", "1.0", "--stride", "0.25")
     assert res.returncode == 0
     doc = _doc(out, "talk")
     assert doc["video"]["frame_count"] == 47 and doc["job"]["input"]["size"] == OTHER.stat().st_size
@@ -127,8 +126,7 @@ def test_concurrent_shards_in_one_folder_do_not_break_each_other(tmp_path):
     (inp / "ab.mp4").write_bytes(OTHER.read_bytes())
     # shard 1 (key "ab") renders while shard 0 (key "a") starts on the same folder
     args = ["--out", out, "--export-clips"]
-    p1 = subprocess.Popen([sys.executable, "-m", "pipelines.video_to_labels", str(inp), *map(str, args), "--shard",
-                           "1/2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p1 = start_cli("pipelines.video_to_labels", inp, *args, "--shard", "1/2")
     try:
         time.sleep(4)
         r0 = _run(inp, *args, "--shard", "0/2")
@@ -207,8 +205,7 @@ def test_ctrl_c_while_writing_skeletons_is_not_swallowed(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_the_folder_job_with_130_and_keeps_nothing_partial(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.video_to_labels", str(OTHER), str(SHORT), "--out",
-                             str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli("pipelines.video_to_labels", OTHER, SHORT, "--out", out)
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not list(out.glob("*.labels.json")):  # after the first video
@@ -246,8 +243,7 @@ def test_a_text_file_as_checkpoint_is_a_named_error_everywhere(tmp_path):
     res = _run(SHORT, "--out", tmp_path / "out", "--weights", weights, timeout=120)
     assert res.returncode == 2 and "weights.pt: " in res.stderr and "Traceback" not in res.stderr
     np.save(tmp_path / "clip.npy", np.zeros((10, 44, 2), np.float32))
-    res = subprocess.run([sys.executable, "-m", "mmn.classify", "--weights", str(weights), str(tmp_path / "clip.npy")],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    res = run_cli("mmn.classify", "--weights", weights, tmp_path / "clip.npy", timeout=120)
     assert res.returncode == 2 and "weights.pt: " in res.stderr and "KeyError" not in res.stderr
     with pytest.raises(ModelError, match="weights.pt: "):
         Models(weights)
@@ -280,10 +276,9 @@ def test_numeric_flags_are_checked_before_any_work(tmp_path, flag, value):
 
 
 @pytest.mark.parametrize("flag,value", [("--batch-size", "-1"), ("--top-k", "0")])
-def test_classify_numeric_flags(tmp_path, flag, value):
+def test_classify_numeric_flags(tmp_path, golden_weights, flag, value):
     np.save(tmp_path / "clip.npy", np.zeros((10, 44, 2), np.float32))
-    res = subprocess.run([sys.executable, "-m", "mmn.classify", "--weights", str(WEIGHTS), str(tmp_path / "clip.npy"),
-                          flag, value], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    res = run_cli("mmn.classify", "--weights", golden_weights, tmp_path / "clip.npy", flag, value, timeout=120)
     assert res.returncode == 2 and flag in res.stderr
 
 

@@ -14,7 +14,6 @@ from mmn.training.metrics import (
     per_class_accuracy,
     top_k_accuracy,
 )
-from tests.conftest import SHARED
 
 
 def _random(n=500, k=52, seed=0, skew=0.0):
@@ -70,8 +69,8 @@ def test_perfect_predictions_score_100_percent():
         assert rep[key] == pytest.approx(1.0), key
 
 
-def test_body_map_agrees_with_the_shared_class_table():
-    with open(SHARED / "docs" / "ma52-classes.tsv", encoding="utf-8") as f:
+def test_body_map_agrees_with_the_shared_class_table(class_table):
+    with open(class_table, encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     expected = np.array([int(r["body_index"]) for r in sorted(rows, key=lambda r: int(r["index"]))])
     np.testing.assert_array_equal(MA52.action_to_body(), expected)

@@ -1,18 +1,15 @@
 """python -m mmn.classify on the golden fixture's raw clips."""
 import json
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 
 from core.taxonomy import MA52
-from tests.conftest import ROOT, SHARED
+from tests.cli import run_cli
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "mmn.classify", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return run_cli("mmn.classify", *args, timeout=300)
 
 
 def test_classify_npy_top1_equals_golden_argmax(tmp_path, golden, golden_weights):
@@ -64,8 +61,8 @@ def test_classify_reports_bad_input_and_continues(tmp_path, golden, golden_weigh
     assert _run("--weights", tmp_path / "missing.pt", good).returncode == 2
 
 
-def test_body_levels_agree_with_shared_table():
-    rows = [line.split("\t") for line in (SHARED / "docs" / "ma52-classes.tsv").read_text().splitlines()[1:]]
+def test_body_levels_agree_with_shared_table(class_table):
+    rows = [line.split("\t") for line in class_table.read_text().splitlines()[1:]]
     assert len(MA52.classes) == 52
     for row, cls, body in zip(rows, MA52.classes, MA52.action_to_body()):
         assert (int(row[0]), row[1], row[2], int(row[3]), row[5]) == (cls.index, cls.code, cls.name, body, cls.body)

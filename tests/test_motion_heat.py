@@ -12,7 +12,7 @@ from pipelines.discovery import VideoJob
 from pipelines.job import JobOptions, process_video
 from pipelines.stages.motion_energy import motion_energy
 from pose.region_motion import RegionMotionEnergy
-from tests.conftest import MSR_PKL, VIDEOS_DIR
+from tests.data import VIDEOS_DIR
 
 CLIPS = sorted(VIDEOS_DIR.glob("*.mp4"))
 
@@ -65,9 +65,9 @@ def test_motion_csv_holds_both_series_per_frame(unlabelled_runs, tmp_path_factor
     json.dumps(doc)  # JSON-ready (no NaN objects)
 
 
-def test_not_biased_to_one_part_real_msr_actions():
+def test_not_biased_to_one_part_real_msr_actions(msr_pkl):
     """Arm actions heat an arm, kicks a leg, on the real MSR Action3D skeletons (15 fps)."""
-    clips, names = read_pyskl(MSR_PKL, "xsub_val")
+    clips, names = read_pyskl(msr_pkl, "xsub_val")
     kicks = {names.index("forward kick"), names.index("side kick")}
     arm_actions = {names.index(n) for n in ("high arm wave", "horizontal arm wave", "hammer", "hand catch",
                                             "forward punch", "draw x", "draw tick", "draw circle", "hand clap",

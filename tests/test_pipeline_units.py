@@ -6,7 +6,7 @@ import pytest
 from core.atomic import atomic_path, atomic_write_text, remove_stale_parts
 from core.layouts import MA52_44
 from pipelines.drawing.render import H264Writer, heat_colours, timeline_image
-from pipelines.stages.labelling import fill_for_model
+from pipelines.stages.classify import fill_for_model
 from pipelines.stages.motion_energy import motion_energy, normalise_heat
 from pipelines.stages.windowing import Window, make_windows, merge_segments, windows_to_frames
 

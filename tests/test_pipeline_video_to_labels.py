@@ -2,8 +2,6 @@
 import csv
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import av
@@ -16,13 +14,12 @@ from core.layouts import MA52_44
 from pipelines.discovery import VideoJob, discover, select_shard
 from pipelines.drawing.figures import grouped_joint_order, read_row_labels
 from pose.skeleton_file import read_skeleton
-from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
-from tests.media import clips_and_broken_files
-
-pytestmark = pytest.mark.slow  # whole-folder runs of the real clips, several times over
+from tests.cli import run_cli
+from tests.data import LABELS_SCHEMA, VIDEOS_DIR
 
 CLIPS = sorted(p.name for p in VIDEOS_DIR.glob("*.mp4"))
-SCHEMA = json.loads((ROOT / "pipelines" / "formats" / "labels.schema.json").read_text())
+CLI = "pipelines.video_to_labels"
+SCHEMA = json.loads(LABELS_SCHEMA.read_text())
 
 
 def _check_pictures(out: Path, stem: str) -> np.ndarray:
@@ -36,30 +33,24 @@ def _check_pictures(out: Path, stem: str) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def _run(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "pipelines.video_to_labels", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
-
-
 def _csv(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> Path:
-    d = clips_and_broken_files(tmp_path_factory.mktemp("inputs"))
-    (d / "readme.txt").write_text("ignored: not a video suffix\n")
-    return d
+def inputs(labelled) -> Path:
+    return labelled.inputs
 
 
 @pytest.fixture(scope="module")
-def first_run(inputs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("out")
-    res = _run(inputs, "--out", out, "--weights", GOLDEN_DIR / "weights.pt", "--export-clips", "--device", "cpu")
-    return res, out
+def first_run(labelled):
+    """The session's labelled folder (conftest): the clips, broken files and a readme.txt,
+    with the golden checkpoint and ``--export-clips``."""
+    return labelled.result, labelled.out
 
 
+@pytest.mark.slow  # the session's labelled folder
 def test_exit_status_and_failures(first_run):
     res, out = first_run
     assert res.returncode == 1, res.stderr[-3000:]
@@ -73,6 +64,7 @@ def test_exit_status_and_failures(first_run):
     assert not list(out.glob(".*.part"))
 
 
+@pytest.mark.slow  # the session's labelled folder
 def test_three_videos_labelled_with_valid_windows(first_run):
     _, out = first_run
     summary = {r["video"]: r for r in _csv(out / "summary.csv")}
@@ -99,6 +91,7 @@ def test_three_videos_labelled_with_valid_windows(first_run):
         _check_pictures(out, Path(name).stem)
 
 
+@pytest.mark.slow  # the session's labelled folder
 def test_annotated_clip_is_h264_with_source_geometry_and_overlay_on_skeleton(first_run):
     _, out = first_run
     name = "0019_02_0078"
@@ -133,39 +126,42 @@ def _copy_of(first_run, tmp_path: Path) -> Path:
     return Path(shutil.copytree(first_run[1], tmp_path / "out"))
 
 
-def test_second_run_does_no_work_and_overwrite_redoes(first_run, inputs, tmp_path):
+@pytest.mark.slow  # the session's labelled folder, and more whole-folder runs
+def test_second_run_does_no_work_and_overwrite_redoes(first_run, inputs, golden_weights, tmp_path):
     out = _copy_of(first_run, tmp_path)
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.labels.json")}
-    res = _run(inputs, "--out", out, "--weights", GOLDEN_DIR / "weights.pt", "--export-clips")
+    res = run_cli(CLI, inputs, "--out", out, "--weights", golden_weights, "--export-clips")
     assert res.returncode == 1  # the three broken files still fail
     assert "pose " not in res.stderr and "render " not in res.stderr  # no per-frame work
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.labels.json")} == stamps
     assert [r["status"] for r in _csv(out / "summary.csv") if r["status"] != "failed"] == ["already done"] * 3
     assert len(_csv(out / "failures.csv")) == 3 and res.stderr.count("unchanged since it last failed") == 3
-    res = _run(inputs, "--out", out, "--weights", GOLDEN_DIR / "weights.pt", "--export-clips", "--overwrite")
+    res = run_cli(CLI, inputs, "--out", out, "--weights", golden_weights, "--export-clips", "--overwrite")
     assert res.returncode == 1
     assert all(p.stat().st_mtime_ns > stamps[p.name] for p in out.glob("*.labels.json"))
 
 
-def test_shards_cover_the_input_exactly_once(first_run, inputs, tmp_path):
+@pytest.mark.slow  # the session's labelled folder, and more whole-folder runs
+def test_shards_cover_the_input_exactly_once(first_run, inputs, golden_weights, tmp_path):
     out = _copy_of(first_run, tmp_path)
     seen = []
     for k in range(2):
-        res = _run(inputs, "--out", out, "--weights", GOLDEN_DIR / "weights.pt", "--export-clips", "--shard", f"{k}/2")
+        res = run_cli(CLI, inputs, "--out", out, "--weights", golden_weights, "--export-clips", "--shard", f"{k}/2")
         assert res.returncode in (0, 1)
         seen += [r["video"] for r in _csv(out / f"summary.shard-{k}-of-2.csv")]
     assert sorted(seen) == sorted([Path(c).stem for c in CLIPS] + ["cut_short", "empty", "notes"])
     jobs = [VideoJob(Path(f"{i}.mp4"), f"v{i:03d}") for i in range(101)]
     parts = [select_shard(list(reversed(jobs)), k, 3) for k in range(3)]
     assert sorted(j.key for p in parts for j in p) == sorted(j.key for j in jobs)
-    assert _run(inputs, "--out", out, "--shard", "2/2").returncode == 2
+    assert run_cli(CLI, inputs, "--out", out, "--shard", "2/2").returncode == 2
 
 
+@pytest.mark.slow  # the session's labelled folder
 def test_without_weights_skeletons_clips_and_heat_but_no_labels(first_run, tmp_path):
     _, labelled = first_run
     name = "0030_01_0002"
     shutil.copy(labelled / f"{name}.skeleton.h5", tmp_path / f"{name}.skeleton.h5")  # resume: reuse the pose
-    res = _run(VIDEOS_DIR / f"{name}.mp4", "--out", tmp_path, "--export-clips")
+    res = run_cli(CLI, VIDEOS_DIR / f"{name}.mp4", "--out", tmp_path, "--export-clips")
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stderr.count("no MMN checkpoint given") == 1
     doc = json.loads((tmp_path / f"{name}.labels.json").read_text())
@@ -186,4 +182,4 @@ def test_discover_keys_and_usage_errors(tmp_path):
     assert sorted(j.key for j in discover([tmp_path], recursive=True)) == ["a__b__y", "a__x", "x"]
     with pytest.raises(FileNotFoundError):
         discover([tmp_path / "missing"], recursive=False)
-    assert _run(tmp_path / "missing.mp4", "--out", tmp_path / "o").returncode == 2
+    assert run_cli(CLI, tmp_path / "missing.mp4", "--out", tmp_path / "o").returncode == 2

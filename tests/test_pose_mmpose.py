@@ -7,7 +7,6 @@ Needs the mmpose extra (see the README); skipped only when mmpose is not importa
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,10 +19,11 @@ from pose.estimators.mmpose_wholebody import CheckpointError, resolve_config  # 
 from pose.extract import extract_skeleton  # noqa: E402
 from pose.keypoint_tables import COCO_WB133, ESTIMATED  # noqa: E402
 from pose.video import iter_frames  # noqa: E402
+from tests.data import VIDEOS_DIR  # noqa: E402
 
 pytestmark = pytest.mark.mmpose
 
-CLIP = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "videos" / "0010_02_0101.mp4"
+CLIP = VIDEOS_DIR / "0010_02_0101.mp4"
 CONFIG = "rtmw-m_8xb1024-270e_cocktail14-256x192.py"
 
 

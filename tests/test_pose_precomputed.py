@@ -11,14 +11,11 @@ import pytest
 from pose.estimators import create_estimator
 from pose.extract import extract_skeleton
 from pose.keypoint_tables import FILLED, MISSING
+from tests.data import VIDEOS_DIR
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-CLIP = SHARED / "videos" / "0010_02_0101.mp4"   # 47 frames
+CLIP = VIDEOS_DIR / "0010_02_0101.mp4"   # 47 frames
 N = 47
 HALPE_44 = [*range(26), 54, 59, 62, 71, 77, 83, 94, 98, 102, 106, 110, 114, 115, 119, 123, 127, 131, 135]
-
-pytestmark = pytest.mark.skipif(not CLIP.exists(), reason="real clips not found")
-
 
 def _people(k: int, seed: int = 0):
     """Per frame: a large central subject and a small person at the left edge, each a fixed
@@ -81,9 +78,9 @@ def test_pyskl_pickle_samples_by_name_or_video_stem(tmp_path):
     assert (z.flags == MISSING).all()
 
 
-def test_unsupported_results_fail_clearly(tmp_path):
+def test_unsupported_results_fail_clearly(tmp_path, msr_pkl):
     with pytest.raises(ValueError, match="no keypoint table for 20 points"):
-        create_estimator("precomputed", path=SHARED / "msr_action3d_2d.pkl", sample=0)
+        create_estimator("precomputed", path=msr_pkl, sample=0)
     bad = tmp_path / "r.json"
     bad.write_text('{"not": "a list"}')
     with pytest.raises(ValueError, match="AlphaPose results"):

@@ -12,8 +12,7 @@ import pytest
 
 from pose.keypoint_tables import ESTIMATED, FILLED, MISSING
 from pose.skeleton_file import SCHEMA_VERSION, Skeleton, SkeletonFileError, export_npy, read_skeleton, write_skeleton
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.data import ROOT
 
 
 def _skeleton(n: int = 12) -> Skeleton:
@@ -125,5 +124,5 @@ def test_importing_pose_stays_light():
             "pose.keypoint_tables, pose.postprocess, pose.subject, pose.extract, pose.estimators;"
             "heavy = [m for m in ('torch', 'mediapipe', 'mmpose', 'mmcv', 'tensorflow') if m in sys.modules];"
             "print(heavy); sys.exit(1 if heavy else 0)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 
 from pose.video import VideoError, iter_frames, prefetch, probe_video
+from tests.data import VIDEOS_DIR
 
-VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "videos"
-CLIP = VIDEOS / "0030_01_0002.mp4"
-
-pytestmark = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"real clips not found at {VIDEOS}")
+CLIP = VIDEOS_DIR / "0030_01_0002.mp4"
 
 
 def test_probe_reads_metadata_and_hashes():
@@ -52,7 +50,7 @@ def _file(name: str, data: bytes):
     (_file("notes.mp4", b"not a video\n" * 100), "cannot be opened as a video"),
     (lambda d: d, "not a regular file"),
     # moov atom at the end (as in the clips): a cut file cannot be opened at all
-    (_file("cut.mp4", CLIP.read_bytes()[: CLIP.stat().st_size // 2] if CLIP.exists() else b""),
+    (_file("cut.mp4", CLIP.read_bytes()[: CLIP.stat().st_size // 2]),
      "cannot be opened as a video"),
 ])
 def test_bad_files_raise_video_error_naming_file_and_problem(tmp_path, make, problem):

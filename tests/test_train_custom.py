@@ -15,7 +15,7 @@ from mmn import test as test_cli
 from mmn import train as train_cli
 from mmn.checkpoint import CheckpointError, sha256_of
 from mmn.training.engine import HEAD_PREFIX, init_from_checkpoint, load_config
-from tests.conftest import GOLDEN_DIR, ROOT
+from tests.data import ROOT
 
 CONFIG = ROOT / "configs" / "custom_joint.py"
 NAMES = ["hand to face", "lean back", "nod"]
@@ -97,14 +97,14 @@ def test_trained_checkpoint_carries_the_users_taxonomy(trained, custom_pkl, gold
     assert list(result["per_class_accuracy"]) == NAMES and "body_top1" not in result["metrics"]["joint"]
 
 
-def test_init_from_released_checkpoint_loads_the_backbone_and_reinitialises_the_head():
-    golden = load_official(GOLDEN_DIR / "weights.pt")
+def test_init_from_released_checkpoint_loads_the_backbone_and_reinitialises_the_head(golden_weights):
+    golden = load_official(golden_weights)
     model = MMN(MMNConfig(num_joints=44, num_classes=3))
     fresh_head = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(HEAD_PREFIX)}
-    report = init_from_checkpoint(model, GOLDEN_DIR / "weights.pt", Taxonomy.from_class_names(NAMES), MA52_44)
+    report = init_from_checkpoint(model, golden_weights, Taxonomy.from_class_names(NAMES), MA52_44)
     assert report.head == "re-initialised" and report.source_taxonomy == "ma52" and report.source_classes == 52
-    assert report.sha256 == sha256_of(GOLDEN_DIR / "weights.pt")
-    assert report.provenance() == {"file": str(GOLDEN_DIR / "weights.pt"), "sha256": report.sha256,
+    assert report.sha256 == sha256_of(golden_weights)
+    assert report.provenance() == {"file": str(golden_weights), "sha256": report.sha256,
                                    "head": "re-initialised", "taxonomy": "ma52", "classes": 52}
     g, m = golden.state_dict(), model.state_dict()
     backbone = [k for k in g if not k.startswith(HEAD_PREFIX)]
@@ -118,12 +118,12 @@ def test_init_from_released_checkpoint_loads_the_backbone_and_reinitialises_the_
 
     # the same class list keeps the head (here: MA-52 itself)
     same = MMN(MMNConfig(num_joints=44, num_classes=52))
-    report = init_from_checkpoint(same, GOLDEN_DIR / "weights.pt", MA52, MA52_44)
+    report = init_from_checkpoint(same, golden_weights, MA52, MA52_44)
     assert report.head == "kept"
     assert all(torch.equal(v, g[k]) for k, v in same.state_dict().items())
     # 52 classes under other names: a new head
     renamed = Taxonomy.from_class_names([f"c{i}" for i in range(52)])
-    assert init_from_checkpoint(MMN(MMNConfig(num_classes=52)), GOLDEN_DIR / "weights.pt", renamed).head == \
+    assert init_from_checkpoint(MMN(MMNConfig(num_classes=52)), golden_weights, renamed).head == \
         "re-initialised"
 
 
@@ -146,7 +146,7 @@ def test_init_from_refuses_other_joints_and_other_backbones(tmp_path):
         init_from_checkpoint(MMN(MMNConfig(num_classes=3)), shallow)
 
 
-def test_cli_init_from_errors_are_clear(custom_pkl, tmp_path, capsys):
+def test_cli_init_from_errors_are_clear(custom_pkl, tmp_path, capsys, golden_weights):
     small = MMNConfig(num_joints=20, num_classes=5, channels=32, depths=(1, 1, 1, 1))
     path = save_checkpoint(tmp_path / "msr.pt", MMN(small), taxonomy=Taxonomy.from_class_names(list("abcde"), "msr"),
                            layout=LAYOUTS["msr_action3d_20"], modality="joint")
@@ -156,7 +156,7 @@ def test_cli_init_from_errors_are_clear(custom_pkl, tmp_path, capsys):
     assert "(20 joints) cannot start a model of 44 joints" in capsys.readouterr().err
     assert train_cli.main([*base[:-len(TINY)], "--init-from", str(tmp_path / "none.pt"), *TINY]) == 2
     assert "no such checkpoint file" in capsys.readouterr().err
-    assert train_cli.main([*base[:-len(TINY)], "--init-from", str(GOLDEN_DIR / "weights.pt"), "--resume",
+    assert train_cli.main([*base[:-len(TINY)], "--init-from", str(golden_weights), "--resume",
                            *TINY]) == 2
     assert "give one" in capsys.readouterr().err
     assert train_cli.main([str(CONFIG), "--work-dir", str(tmp_path / "w"), "--device", "cpu"]) == 2
@@ -164,21 +164,21 @@ def test_cli_init_from_errors_are_clear(custom_pkl, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_trains_from_the_released_checkpoint(custom_pkl, tmp_path):
+def test_cli_trains_from_the_released_checkpoint(custom_pkl, tmp_path, golden_weights):
     torch.set_num_threads(2)
     work = tmp_path / "ft"
     assert train_cli.main([str(CONFIG), "--data", str(custom_pkl), "--epochs", "1", "--init-from",
-                           str(GOLDEN_DIR / "weights.pt"), "--work-dir", str(work), "--device", "cpu", *TINY]) == 0
+                           str(golden_weights), "--work-dir", str(work), "--device", "cpu", *TINY]) == 0
     log = next(work.glob("*/*.log")).read_text()
     assert "--init-from: initialised from" in log and "head re-initialised (52 ma52 classes → 3 custom classes)" in log
     model = load_official(work / "mmn_best.pt")
     assert list(model.meta.taxonomy.class_names) == NAMES
     init = model.meta.provenance["init_from"]
-    assert init["head"] == "re-initialised" and init["sha256"] == sha256_of(GOLDEN_DIR / "weights.pt")
-    assert init["file"] == str(GOLDEN_DIR / "weights.pt")
+    assert init["head"] == "re-initialised" and init["sha256"] == sha256_of(golden_weights)
+    assert init["file"] == str(golden_weights)
     # the run really started from the released backbone (the runner did not re-initialise it):
     # one epoch of warm-up at lr ≤ 1e-3 leaves every backbone parameter close to the released one
-    golden = load_official(GOLDEN_DIR / "weights.pt")
+    golden = load_official(golden_weights)
     g = dict(golden.named_parameters())
     fresh = dict(MMN(MMNConfig(num_classes=3)).named_parameters())
     for k, v in model.named_parameters():

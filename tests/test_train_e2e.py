@@ -22,7 +22,7 @@ from mmn import Recognizer, load_official
 from mmn import classify as classify_cli
 from mmn import test as test_cli
 from mmn import train as train_cli
-from tests.conftest import ROOT
+from tests.data import ROOT
 from tests.test_datasets import write_authors_split
 
 LABELS = [0, 7, 14, 24, 33, 45]  # six actions from six body levels

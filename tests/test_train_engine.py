@@ -21,7 +21,7 @@ from mmn.training.engine import (
     training_settings,
 )
 from mmn.training.metrics import classification_report
-from tests.conftest import ROOT
+from tests.data import ROOT
 
 CONFIGS = ROOT / "configs"
 

@@ -13,7 +13,7 @@ import torch
 from mmn import load_official
 from mmn import test as test_cli
 from mmn import train as train_cli
-from tests.conftest import MSR_PKL, ROOT
+from tests.data import ROOT
 
 # 8 epochs of batch 8 (288 updates), 1 warm-up epoch: about 2 minutes on 2 idle AMD EPYC cores.
 SCHEDULE = ["train.epochs=8", "train.batch_size=8", "train.warmup_epochs=1", "train.val_interval=8",
@@ -23,12 +23,12 @@ MIN_TOP1 = 40.0  # percent; measured 52.7% (1 thread) and 49.5% (2 threads), see
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_msr_action3d_short_schedule_learns(tmp_path):
+def test_msr_action3d_short_schedule_learns(tmp_path, msr_pkl):
     torch.set_num_threads(2)
     work = tmp_path / "msr"
     config = ROOT / "configs" / "msr_action3d_joint.py"
     assert train_cli.main([str(config), "--work-dir", str(work), "--device", "cpu",
-                           "--cfg-options", f"data.path={MSR_PKL}", *SCHEDULE]) == 0
+                           "--cfg-options", f"data.path={msr_pkl}", *SCHEDULE]) == 0
     model = load_official(work / "mmn_best.pt")
     meta = model.meta
     top1 = meta.provenance["val_metrics"]["eval/top1"]
@@ -38,7 +38,7 @@ def test_msr_action3d_short_schedule_learns(tmp_path):
     # mmn.test on the saved checkpoint gives the number the trainer logged
     out = tmp_path / "test"
     assert test_cli.main([str(config), "--weights", str(work / "mmn_best.pt"), "--split", "val", "--device", "cpu",
-                          "--out-dir", str(out), "--cfg-options", f"data.path={MSR_PKL}"]) == 0
+                          "--out-dir", str(out), "--cfg-options", f"data.path={msr_pkl}"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]["joint"]
     assert metrics["top1"] == pytest.approx(top1, abs=1e-6)
     logits = np.load(out / "logits.npz")["logits"]

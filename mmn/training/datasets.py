@@ -13,13 +13,16 @@ Two on-disk formats (``docs/data-formats.md`` has the details):
   "label", "keypoint" (M, T, V, C≥2), ...}], "label_names"?}``.
 
 The first person (M index 0) and the first two coordinates are used. Every clip is checked:
-4-D keypoints, the layout's joint count, at least one frame, finite values, a label in
-[0, K) (or -1 where unlabelled clips are allowed); errors name the file and the clip.
+real-valued 4-D keypoints, the layout's joint count, at least one frame, finite values within
+±:data:`MAX_COORD` pixels, a whole-number label in [0, K) (or -1 where unlabelled clips are
+allowed). A ``frame_dir`` used twice, a split or label file naming a clip twice are errors too
+(a dict keyed by name would silently keep one of them). Errors name the file and the clip.
 
 :class:`SkeletonDataset` turns clips into model-ready samples with a preprocessing pipeline.
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +38,11 @@ from mmn.training.augment import reseed
 
 FORMATS = ("authors", "pyskl")
 UNLABELLED = -1
+# Largest |coordinate| accepted, in pixels: far below where float32 preprocessing overflows
+# (differences of ±3e38 are infinite, and the loss NaN), far above any pixel position and above
+# the int32 sentinel 2**31 ≈ 2.1e9 that real datasets carry for lost joints (MSR Action3D: 20 of
+# its 567 clips), which trains without harm. Anything larger is corrupt data.
+MAX_COORD = 1e30
 
 
 class DatasetError(ValueError):
@@ -57,18 +65,88 @@ def _annotations(obj: Any, path: Path) -> list[dict]:
     return anns
 
 
+def _label(value: Any, where: str) -> int:
+    """A class index from a data or label file: an integer, or a float with a whole value
+    (1.0 from a numeric column); anything else (1.7, 'x', True) is a :class:`DatasetError`
+    naming ``where`` (the file and the clip)."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DatasetError(f"{where}: label {_short(value)} is not a class index (a whole number)")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise DatasetError(f"{where}: label {value!r} is not a whole number; class indices are 0, 1, 2, ...")
+    return int(value)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def _coordinate_problem(kp: np.ndarray) -> str | None:
+    """Why keypoints ``kp`` (T, V, 2), any real dtype, cannot be trained on, or None: a
+    NaN/infinite value, or one beyond ±:data:`MAX_COORD` pixels."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~np.isfinite(kp)
+        if bad.any():
+            frames = np.unique(np.nonzero(bad)[0])
+            return (f"has {int(bad.sum())} NaN/infinite coordinate(s) in {len(frames)} frame(s), first frame "
+                    f"{int(frames[0])}; fill gaps first")
+        big = np.abs(kp) > MAX_COORD
+        if big.any():
+            frames = np.unique(np.nonzero(big)[0])
+            return (f"has {int(big.sum())} coordinate(s) beyond ±{MAX_COORD:g} px (largest "
+                    f"{float(np.abs(kp).max()):.3g}) in {len(frames)} frame(s), first frame {int(frames[0])}: "
+                    f"not pixel positions")
+    return None
+
+
 def _clip_from_annotation(ann: Mapping[str, Any], i: int, path: Path) -> Clip:
     name = str(ann.get("frame_dir", f"#{i}"))
     if "keypoint" not in ann:
         raise DatasetError(f"{path}: clip {name!r} has no 'keypoint'")
     kp = np.asarray(ann["keypoint"])
+    if kp.dtype.kind == "c":
+        raise DatasetError(f"{path}: clip {name!r} has complex keypoints ({kp.dtype}); coordinates are real pixels")
+    if kp.dtype.kind not in "iuf":
+        raise DatasetError(f"{path}: clip {name!r} keypoint is not a numeric array (dtype {kp.dtype})")
     if kp.ndim != 4 or kp.shape[-1] < 2:
         raise DatasetError(f"{path}: clip {name!r} keypoint has shape {kp.shape}, expected (M, T, V, 2)")
     if kp.shape[0] < 1:
         raise DatasetError(f"{path}: clip {name!r} has no person (M = 0)")
+    used = kp[0, ..., :2]
+    problem = _coordinate_problem(used)  # before the float32 cast, which would overflow 1e39 to inf
+    if problem:
+        raise DatasetError(f"{path}: clip {name!r} {problem}")
     label = ann.get("label", UNLABELLED)
-    return Clip(name, np.ascontiguousarray(kp[0, ..., :2], dtype=np.float32),
-                UNLABELLED if label is None else int(label))
+    return Clip(name, np.ascontiguousarray(used, dtype=np.float32),
+                UNLABELLED if label is None else _label(label, f"{path}: clip {name!r}"))
+
+
+def _by_name(clips: Sequence[Clip], path: Path) -> dict[str, Clip]:
+    """Clips by name; a name used twice is a :class:`DatasetError` (one clip would vanish and
+    the other be used twice)."""
+    by_name: dict[str, Clip] = {}
+    first: dict[str, int] = {}
+    for i, c in enumerate(clips):
+        if c.name in by_name:
+            raise DatasetError(f"{path}: clip name (frame_dir) {c.name!r} appears twice in the annotations "
+                               f"(#{first[c.name]} and #{i}); names must be unique")
+        by_name[c.name], first[c.name] = c, i
+    return by_name
+
+
+def _first_repeat(names: Sequence[str]) -> tuple[str, int, int] | None:
+    """The first name listed twice and its two positions, or None."""
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names):
+        if n in seen:
+            return n, seen[n], i
+        seen[n] = i
+    return None
 
 
 def read_label_file(path: str | os.PathLike) -> list[tuple[str, int]]:
@@ -88,8 +166,8 @@ def read_label_file(path: str | os.PathLike) -> list[tuple[str, int]]:
             labels = [r["label"] for r in obj]
         else:
             raise TypeError(f"unsupported container {type(obj).__name__}")
-        pairs = [(str(n), int(l)) for n, l in zip(names, labels, strict=True)]
-    except (KeyError, TypeError, ValueError) as e:
+        pairs = [(str(n), _label(l, f"clip {str(n)!r}")) for n, l in zip(names, labels, strict=True)]
+    except (KeyError, TypeError, ValueError) as e:  # DatasetError of a label too: it names the clip
         raise DatasetError(f"{path}: not a label file of the form [{{'file_name', 'label'}}, ...], "
                            f"[names, labels] or {{'file_name': [...], 'label': [...]}} ({e})") from None
     return pairs
@@ -100,25 +178,22 @@ def read_authors(data_path: str | os.PathLike, label_path: str | os.PathLike | N
     data_path = Path(data_path)
     clips = [_clip_from_annotation(a, i, data_path)
              for i, a in enumerate(_annotations(load_data_pickle(data_path), data_path))]
-    by_name: dict[str, Clip] = {}
-    for c in clips:
-        if c.name in by_name:
-            raise DatasetError(f"{data_path}: clip name {c.name!r} appears twice")
-        by_name[c.name] = c
+    by_name = _by_name(clips, data_path)
     if label_path is None:
         return clips
     pairs = read_label_file(label_path)
     names = [n for n, _ in pairs]
     missing = [n for n in names if n not in by_name]
     extra = sorted(set(by_name) - set(names))
-    if missing or extra or len(set(names)) != len(names):
+    repeat = _first_repeat(names)
+    if missing or extra or repeat:
         problems = []
         if missing:
             problems.append(f"{len(missing)} labelled clip(s) not in the data, first {missing[0]!r}")
         if extra:
             problems.append(f"{len(extra)} clip(s) of the data have no label, first {extra[0]!r}")
-        if len(set(names)) != len(names):
-            problems.append("a clip is labelled twice")
+        if repeat:
+            problems.append(f"clip {repeat[0]!r} is labelled twice (entries #{repeat[1]} and #{repeat[2]})")
         raise DatasetError(f"{label_path} does not match {data_path}: {'; '.join(problems)}")
     return [Clip(n, by_name[n].keypoint, l) for n, l in pairs]
 
@@ -131,18 +206,26 @@ def read_pyskl(path: str | os.PathLike, split: str | None) -> tuple[list[Clip], 
     anns = _annotations(obj, path)
     label_names = obj.get("label_names") if isinstance(obj, Mapping) else None
     clips = [_clip_from_annotation(a, i, path) for i, a in enumerate(anns)]
+    by_name = _by_name(clips, path)
     if split is None:
         return clips, label_names
     splits = obj.get("split") if isinstance(obj, Mapping) else None
     if not isinstance(splits, Mapping) or split not in splits:
         known = sorted(splits) if isinstance(splits, Mapping) else []
         raise DatasetError(f"{path}: no split {split!r} (splits: {', '.join(known) or 'none'})")
-    by_name = {c.name: c for c in clips}
-    missing = [n for n in splits[split] if n not in by_name]
+    listed = splits[split]
+    if isinstance(listed, (str, bytes)) or not isinstance(listed, (Sequence, np.ndarray)):
+        raise DatasetError(f"{path}: split {split!r} is a {type(listed).__name__}, not a list of clip names")
+    listed = [str(n) for n in listed]
+    repeat = _first_repeat(listed)
+    if repeat:
+        raise DatasetError(f"{path}: split {split!r} lists clip {repeat[0]!r} twice (positions {repeat[1]} and "
+                           f"{repeat[2]}); each clip may appear once")
+    missing = [n for n in listed if n not in by_name]
     if missing:
         raise DatasetError(f"{path}: split {split!r} names {len(missing)} clip(s) missing from the "
                            f"annotations, first {missing[0]!r}")
-    return [by_name[n] for n in splits[split]], (list(label_names) if label_names is not None else None)
+    return [by_name[n] for n in listed], (list(label_names) if label_names is not None else None)
 
 
 def validate(clips: Sequence[Clip], num_joints: int, num_classes: int, source: str,
@@ -158,11 +241,9 @@ def validate(clips: Sequence[Clip], num_joints: int, num_classes: int, source: s
             raise DatasetError(f"{source}: clip {c.name!r} is empty (0 frames)")
         if kp.shape[1] != num_joints:
             raise DatasetError(f"{source}: clip {c.name!r} has {kp.shape[1]} joints; the layout has {num_joints}")
-        bad = ~np.isfinite(kp)
-        if bad.any():
-            frames = np.unique(np.nonzero(bad)[0])
-            raise DatasetError(f"{source}: clip {c.name!r} has {int(bad.sum())} NaN/infinite coordinate(s) "
-                               f"in {len(frames)} frame(s), first frame {int(frames[0])}; fill gaps first")
+        problem = _coordinate_problem(kp)
+        if problem:
+            raise DatasetError(f"{source}: clip {c.name!r} {problem}")
         if c.label == UNLABELLED and allow_unlabelled:
             continue
         if not 0 <= c.label < num_classes:

@@ -15,6 +15,11 @@ collate function, visualizer backends) are named by string. Config keys this mod
   ``drop_last``, ``val_interval``;
 - ``loader``: ``num_workers``, ``val_batch_size``; ``checkpoint``: ``interval``, ``max_keep``;
   ``log_interval``, ``seed``, ``threads`` (CPU threads per process, None = all cores / ranks).
+
+Training never goes on from, or saves, a broken state: a non-finite loss stops it before the
+optimiser step (:class:`NonFiniteLossError`, naming the iteration and the batch's clips), and
+weights with a NaN or infinity are never written, neither as ``mmn_*.pt`` nor as mmengine's
+resume checkpoints (:class:`NonFiniteWeightsError`). Both are :class:`TrainingStopped`.
 """
 from __future__ import annotations
 
@@ -30,16 +35,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.dist import is_main_process
+from mmengine.dist import get_world_size, is_main_process
 from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
+from mmengine.logging import MessageHub
 from mmengine.model import BaseModel, is_model_wrapper
 from mmengine.runner import Runner
 
 from core.layouts import LAYOUTS, SkeletonLayout
 from core.safe_pickle import load_data_pickle
 from core.taxonomy import Taxonomy, builtin_taxonomy
-from mmn.checkpoint import CheckpointError, key_problems, load_official, save_checkpoint
+from mmn.checkpoint import CheckpointError, key_problems, load_official, nonfinite_weights, save_checkpoint
 from mmn.model import MMN, MMNConfig, count_parameters
 from mmn.preprocess import CLIP_LEN, check_modality, eval_pipeline
 from mmn.training.augment import AUGMENT_DEFAULTS, train_pipeline
@@ -228,18 +234,79 @@ def build_dataset(cfg: Mapping[str, Any], which: str, training: bool, allow_unla
     return SkeletonDataset(clips, pipeline, seed=seed if training else None), names
 
 
+# ----------------------------------------------------------------------------- stopping on broken states
+
+class TrainingStopped(RuntimeError):
+    """Training stopped because going on would train or save garbage; the message says why."""
+
+
+class NonFiniteLossError(TrainingStopped):
+    """The loss of a training batch is NaN or infinite (raised before the optimiser step)."""
+
+
+class NonFiniteWeightsError(TrainingStopped):
+    """The model's weights hold NaN or infinite values: nothing is saved from them."""
+
+
+def _train_position() -> str:
+    """``epoch E, iteration I`` (1-based) from mmengine's message hub, where it has them."""
+    try:
+        hub = MessageHub.get_current_instance()
+        epoch, it = hub.get_info("epoch"), hub.get_info("iter")
+    except Exception:  # noqa: BLE001 — outside a runner: no position to report
+        return "a training iteration"
+    parts = ([f"epoch {int(epoch) + 1}"] if epoch is not None else []) + \
+        ([f"iteration {int(it) + 1} of the run"] if it is not None else [])
+    return ", ".join(parts) or "a training iteration"
+
+
+def check_loss_finite(loss: torch.Tensor, index: torch.Tensor | None = None,
+                      clip_names: Sequence[str] | None = None, inputs: torch.Tensor | None = None) -> None:
+    """Raise :class:`NonFiniteLossError` when ``loss`` (a scalar) is NaN or infinite on this or,
+    under DDP, any other process (all processes then stop together instead of one waiting for
+    the others). ``index`` (B,): the batch's dataset indices; ``clip_names`` turns them into
+    names; ``inputs``: the batch, to tell bad data from a diverged training in the message."""
+    finite = torch.isfinite(loss.detach()).all()
+    everywhere = finite
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and get_world_size() > 1:
+        flag = finite.to(torch.int32)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        everywhere = flag.bool()
+    if bool(everywhere):
+        return
+    where = _train_position()
+    if bool(finite):
+        raise NonFiniteLossError(f"training stopped at {where}: the loss of another process is NaN or infinite")
+    batch = ""
+    if index is not None:
+        idx = [int(i) for i in index.detach().cpu().reshape(-1)]
+        shown = [repr(clip_names[i]) if clip_names is not None and 0 <= i < len(clip_names) else f"#{i}"
+                 for i in idx[:5]]
+        batch = f" on a batch of {len(idx)} clip(s): {', '.join(shown)}{', …' if len(idx) > 5 else ''}"
+    if inputs is not None and not bool(torch.isfinite(inputs.detach()).all()):
+        cause = "the batch's preprocessed clips hold NaN/infinite values: look at those clips' coordinates"
+    else:
+        cause = "the batch's inputs are finite, so the training diverged: lower train.lr or set train.grad_clip"
+    raise NonFiniteLossError(
+        f"training stopped at {where}: the loss is {float(loss.detach().float())}{batch}; {cause}. No "
+        f"optimiser step was taken with it, and no checkpoint was written from it")
+
+
 # ----------------------------------------------------------------------------- model wrapper
 
 class MMNClassifier(BaseModel):
     """MMN as an mmengine model. ``forward(inputs (B, 2, T, V, 1), index_t (B, T), label (B,),
     index (B,), mode)``: ``"loss"`` → ``{"loss", "acc"}`` (label-smoothed cross-entropy and
-    batch top-1), ``"predict"`` → one ``{"logits" (K,), "label", "index"}`` per clip,
-    ``"tensor"`` → logits (B, K)."""
+    batch top-1; a non-finite loss raises :class:`NonFiniteLossError` before any backward
+    pass), ``"predict"`` → one ``{"logits" (K,), "label", "index"}`` per clip, ``"tensor"`` →
+    logits (B, K). ``clip_names``: the training set's clip names, for that error."""
 
-    def __init__(self, model_cfg: MMNConfig, label_smoothing: float = 0.1) -> None:
+    def __init__(self, model_cfg: MMNConfig, label_smoothing: float = 0.1,
+                 clip_names: Sequence[str] | None = None) -> None:
         super().__init__(data_preprocessor=dict(type="BaseDataPreprocessor"))
         self.mmn = MMN(model_cfg)
         self.label_smoothing = float(label_smoothing)
+        self.clip_names = list(clip_names) if clip_names is not None else None
 
     def forward(self, inputs: torch.Tensor, index_t: torch.Tensor, label: torch.Tensor | None = None,
                 index: torch.Tensor | None = None, mode: str = "tensor") -> Any:
@@ -248,6 +315,7 @@ class MMNClassifier(BaseModel):
             return logits
         if mode == "loss":
             loss = F.cross_entropy(logits.float(), label, label_smoothing=self.label_smoothing)
+            check_loss_finite(loss, index, self.clip_names, inputs)
             acc = (logits.detach().argmax(dim=1) == label).float().mean()
             return {"loss": loss, "acc": acc}
         if mode == "predict":
@@ -291,11 +359,24 @@ class ClassificationMetric(BaseMetric):
 
 # ----------------------------------------------------------------------------- hooks
 
+def check_weights_finite(state: Mapping[str, torch.Tensor], what: str) -> None:
+    """Raise :class:`NonFiniteWeightsError` when ``state`` holds a NaN or infinity; ``what``
+    names what would have been saved."""
+    problem = nonfinite_weights(state)
+    if problem:
+        raise NonFiniteWeightsError(f"training stopped: the model's weights hold {problem}; refused to save "
+                                    f"{what} (the training diverged: lower train.lr or set train.grad_clip)")
+
+
 class ProjectCheckpointHook(Hook):
     """Saves the model in the project's checkpoint format (:func:`mmn.save_checkpoint`, loadable
     by :func:`mmn.load_official`, the classify CLI, the pipeline and the app):
     ``mmn_last.pt`` after every training epoch and ``mmn_best.pt`` whenever the validation
-    ``metric`` improves. mmengine's own ``epoch_*.pth`` files remain the resume points."""
+    ``metric`` improves. mmengine's own ``epoch_*.pth`` files remain the resume points.
+
+    After every training epoch, before anything is saved, every process checks the weights:
+    a NaN or infinity raises :class:`NonFiniteWeightsError` (all processes hold the same
+    weights, so all stop), and neither these files nor mmengine's are written."""
 
     priority = "LOW"
 
@@ -306,6 +387,7 @@ class ProjectCheckpointHook(Hook):
         self.best_epoch: int | None = None
 
     def _save(self, runner: Runner, name: str, epoch: int, extra: Mapping[str, Any]) -> Path:
+        check_weights_finite(unwrap(runner.model).mmn.state_dict(), f"{name} (epoch {epoch})")
         init = {"init_from": self.meta["init_from"]} if self.meta.get("init_from") else {}
         return save_checkpoint(Path(runner.work_dir) / name, unwrap(runner.model).mmn,
                                taxonomy=self.meta["taxonomy"], layout=self.meta["layout"],
@@ -325,6 +407,8 @@ class ProjectCheckpointHook(Hook):
             self.meta["init_from"] = (meta.get("provenance") or {}).get("init_from")
 
     def after_train_epoch(self, runner: Runner) -> None:
+        # on every rank, before mmengine's CheckpointHook (priority VERY_LOW) saves epoch_*.pth
+        check_weights_finite(unwrap(runner.model).mmn.state_dict(), f"the checkpoints of epoch {runner.epoch + 1}")
         if is_main_process():
             self._save(runner, "mmn_last.pt", runner.epoch + 1, {})  # the loop counts up after this hook
 
@@ -376,6 +460,8 @@ class PlainResumeStateHook(Hook):
 
     def before_save_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
         from mmengine.logging import HistoryBuffer
+        if isinstance(checkpoint.get("state_dict"), Mapping):  # never a resume point with broken weights
+            check_weights_finite(checkpoint["state_dict"], "mmengine's resume checkpoint")
         hub = checkpoint.get("message_hub")
         if isinstance(hub, Mapping):
             scalars = {k: ({_HB: True, "log": v._log_history.tolist(), "count": v._count_history.tolist(),
@@ -462,7 +548,7 @@ def build_runner(cfg: Config, work_dir: str | os.PathLike, *, launcher: str = "n
     train_set, file_names = build_dataset(cfg, "train", training=True, seed=seed)
     val_set, _ = build_dataset(cfg, "val", training=False)
     taxonomy = taxonomy_from_cfg(cfg, file_names)
-    model = MMNClassifier(model_config(cfg, layout), t["label_smoothing"])
+    model = MMNClassifier(model_config(cfg, layout), t["label_smoothing"], clip_names=train_set.names)
     init_report = None if init_from is None else init_from_checkpoint(model.mmn, init_from, taxonomy, layout)
 
     batch = int(t["batch_size"])  # per process, as in mmengine: the effective batch is batch × processes

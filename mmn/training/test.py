@@ -198,10 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         for i, (n, acc) in enumerate(zip(class_names, final_report["per_class_accuracy"])):
             if cm[i].sum():
                 print(f"  {i:>3} {n:<40} {100 * acc:6.2f}%  ({int(cm[i, i])}/{int(cm[i].sum())})")
-        rows = [[i, n, int(cm[i].sum()), int(cm[i, i]), "" if np.isnan(acc) else f"{100 * acc:.2f}"]
-                for i, (n, acc) in enumerate(zip(class_names, final_report["per_class_accuracy"]))]
-        (out_dir / "per_class_accuracy.csv").write_text(
-            csv_text(["index", "class", "clips", "correct", "accuracy_percent"], rows))
+        per_class = [[i, n, int(cm[i].sum()), int(cm[i, i]), "" if np.isnan(acc) else f"{100 * acc:.2f}"]
+                     for i, (n, acc) in enumerate(zip(class_names, final_report["per_class_accuracy"]))]
+        (out_dir / "per_class_accuracy.csv").write_text(  # not `rows`: the plot title below reads rows[final_name]
+            csv_text(["index", "class", "clips", "correct", "accuracy_percent"], per_class))
         np.savetxt(out_dir / "confusion_matrix.csv", cm, fmt="%d", delimiter=",")
         plot_confusion(cm, class_names, out_dir / "confusion_matrix.png",
                        f"{cfg.dataset} {final_name} · {args.split} · Top-1 {rows[final_name]['top1']:.2f}%")

@@ -15,6 +15,11 @@ log, ``vis_data/`` scalars and TensorBoard events), mmengine's resume checkpoint
 ``epoch_*.pth`` and the project-format ``mmn_best.pt`` / ``mmn_last.pt``, which
 :func:`mmn.load_official`, ``mmn.classify``, ``mmn.test``, the pipeline and the app read.
 Without a GPU, training runs on the CPU (AMP off); with torchrun on CPU the ranks talk gloo.
+
+A NaN or infinite loss stops training before the optimiser step, and weights holding NaN or
+infinity are never saved (:class:`mmn.training.engine.TrainingStopped`). Exit status: 0 trained,
+1 training stopped that way (the message says at which iteration and on which clips), 2 usage,
+config, data or checkpoint error (the message names the file and, for data, the clip).
 """
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ from pathlib import Path
 import torch
 from mmengine.config import DictAction
 
-from mmn.training.engine import build_runner, load_config
+from mmn.checkpoint import CheckpointError
+from mmn.training.engine import TrainingStopped, build_runner, load_config
 
 
 def _init_cpu_distributed() -> None:
@@ -85,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # dataset, config, resume and --init-from problems: a clear message, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
-    runner.train()
+    try:
+        runner.train()
+    except (TrainingStopped, CheckpointError) as e:  # diverged: nothing broken was saved
+        runner.logger.error(str(e))
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if launcher == "pytorch" and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return 0

@@ -2,10 +2,14 @@
 ``pipelines.video_to_labels`` writes the whole-video heatmap and timeline; the web app draws
 the same figures per window.
 
-- :func:`timeline`: predicted micro-action segments over time, coloured by MA-52 body level
+- :func:`mpl_timeline`: predicted micro-action segments over time, coloured by MA-52 body level
   and labelled, with each window's top-1 underneath and the motion-energy curve;
-- :func:`joint_heatmap`: time × joints heat, rows grouped and labelled by body part;
+- :func:`mpl_joint_heatmap`: time × joints heat, rows grouped and labelled by body part;
 - :func:`skeleton_heat`: the same heat on a skeleton figure.
+
+:func:`timeline` and :func:`joint_heatmap` are the versions the pipeline and the app draw:
+today the matplotlib ones; :mod:`pipelines.drawing.raster` draws the same two pictures in
+pixels 10-20 times faster (``benchmarks/bench_pictures.py``).
 
 Drawing uses matplotlib's object API on an Agg canvas (no pyplot state, so it is safe in the
 server's worker threads). Colours per body level are the annotated clip's
@@ -16,61 +20,39 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch, Rectangle
 
 from core.layouts import MA52_44, SkeletonLayout
-from pipelines.drawing.render import BODY_LEVEL_COLOURS_BGR, NO_LABEL_BGR
+from pipelines.drawing.picture import (  # noqa: F401
+    HEAT_NAMES,
+    PART_COLOURS_RGB,
+    ROWS_KEY,
+    Picture,
+    body_rgb,
+    grouped_joint_order,
+    heat_name,
+    pack_rows,
+    read_row_labels,
+)
 
-HEAT_NAMES = {
-    "msm_gamma": "MSM γ (skeletal modulation scale)", "msm_beta": "MSM β (skeletal modulation shift)",
-    "mtm_gamma": "MTM γ (temporal modulation scale)", "mtm_beta": "MTM β (temporal modulation shift)",
-    "gate_temporal": "temporal gate", "gate_skeletal": "skeletal gate", "gate_motion": "motion gate",
-    "agg_max": "aggregated feature (channel max)", "motion_energy": "motion energy (model-free)",
-}
-PART_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")  # one per body part
-ROWS_KEY = "mmn:rows"  # PNG text chunk: JSON list of the heatmap's row labels, top to bottom
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn: importing this module stays cheap
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+PART_COLOURS = tuple("#{:02x}{:02x}{:02x}".format(*rgb) for rgb in PART_COLOURS_RGB)  # one per body part
 
 
 def body_colour(index: int) -> tuple[float, float, float]:
     """RGB in [0, 1] of a body level (−1 or out of range: the 'no label' grey)."""
-    bgr = BODY_LEVEL_COLOURS_BGR[index] if 0 <= index < len(BODY_LEVEL_COLOURS_BGR) else NO_LABEL_BGR
-    return (bgr[2] / 255, bgr[1] / 255, bgr[0] / 255)
-
-
-def heat_name(source: str) -> str:
-    return HEAT_NAMES.get(source, source)
-
-
-@dataclass(frozen=True)
-class Picture:
-    """A rendered figure: PNG bytes, pixel size, and (heatmaps) the row labels top to bottom."""
-
-    png: bytes
-    width: int
-    height: int
-    row_labels: tuple[str, ...] = ()
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_bytes(self.png)
-        return path
-
-    def array(self) -> np.ndarray:
-        """(H, W, 3) uint8 RGB."""
-        from PIL import Image
-
-        with Image.open(io.BytesIO(self.png)) as im:
-            return np.asarray(im.convert("RGB"))
+    r, g, b = body_rgb(index)
+    return (r / 255, g / 255, b / 255)
 
 
 def _render(fig: Figure, dpi: int, row_labels: Sequence[str] = ()) -> Picture:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)  # attach an Agg canvas (no pyplot)
     buf = io.BytesIO()
     meta = {"Software": "mmn-microaction"}
@@ -85,37 +67,10 @@ def _render(fig: Figure, dpi: int, row_labels: Sequence[str] = ()) -> Picture:
     return Picture(png, w, h, tuple(row_labels))
 
 
-def read_row_labels(png: bytes) -> list[str]:
-    """The row labels stored in a heatmap PNG by :func:`joint_heatmap` ([] when absent)."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(png)) as im:
-        text = im.info.get(ROWS_KEY)
-    return json.loads(text) if text else []
-
-
 # --------------------------------------------------------------------------- timeline
 
 
-def pack_rows(spans: Sequence[tuple[float, float]], max_rows: int = 8) -> list[int]:
-    """A row per (start, end) span so that spans in one row do not overlap (first fit, in
-    order); beyond ``max_rows`` rows the spans wrap around and may overlap."""
-    ends: list[float] = []
-    rows = []
-    for i, (start, end) in enumerate(spans):
-        row = next((r for r, e in enumerate(ends) if e <= start + 1e-9), None)
-        if row is None:
-            if len(ends) < max_rows:
-                ends.append(end)
-                row = len(ends) - 1
-            else:
-                row = i % max_rows
-        ends[row] = end
-        rows.append(row)
-    return rows
-
-
-def timeline(duration_s: float, segments: Sequence[dict[str, Any]], windows: Sequence[dict[str, Any]],
+def mpl_timeline(duration_s: float, segments: Sequence[dict[str, Any]], windows: Sequence[dict[str, Any]],
              energy: np.ndarray | None = None, fps: float | None = None, marker_s: float | None = None,
              note: str | None = None, title: str = "Predicted micro-actions over time",
              body_levels: Sequence[tuple[str, str]] = (), region_motion: Mapping[str, np.ndarray] | None = None,
@@ -137,6 +92,9 @@ def timeline(duration_s: float, segments: Sequence[dict[str, Any]], windows: Seq
         region_motion: body part → (N,) pixel motion energy per frame (grey levels per pixel),
             drawn as one curve per part in a fourth panel.
     """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
     duration_s = max(float(duration_s), 1e-3)
     labelled = [w for w in windows if w.get("top_k")]
     rows = pack_rows([(w["start_s"], w["end_s"]) for w in windows])
@@ -154,10 +112,33 @@ def timeline(duration_s: float, segments: Sequence[dict[str, Any]], windows: Seq
     ax_seg.tick_params(labelbottom=False)
     ax_win.tick_params(labelbottom=False)
 
-    # segments: merged runs of the same top-1 class above the threshold
+    body_index = {code: i for i, (code, _) in enumerate(body_levels)}
+    _draw_segments(ax_seg, segments, body_index, duration_s,
+                   note or ("no window reached the confidence threshold" if labelled else "no labels"))
+    _draw_windows(ax_win, windows, rows, n_rows, body_index, duration_s)
+    axes[-1].set_xlabel("time (s)")
+    _draw_motion(ax_en, axes[3] if region_motion else None, energy, fps, region_motion)
+    if marker_s is not None:
+        for ax in axes:
+            ax.axvline(marker_s, color="black", linewidth=1.5, linestyle="--")
+
+    handles = [Patch(facecolor=body_colour(i), label=f"{code} {name}") for i, (code, name) in enumerate(body_levels)]
+    size_h = fig.get_size_inches()[1]
+    fig.suptitle(title, x=0.09, y=1 - 0.08 / size_h, ha="left", va="top", fontsize=11, fontweight="bold")
+    if handles:
+        fig.legend(handles=handles, loc="upper left", ncol=len(handles), frameon=False, fontsize=9,
+                   bbox_to_anchor=(0.085, 1 - 0.3 / size_h), handlelength=1.2, columnspacing=1.4)
+    fig.subplots_adjust(left=0.09, right=0.99, top=1 - 0.72 / size_h, bottom=0.5 / size_h)
+    return _render(fig, dpi)
+
+
+def _draw_segments(ax_seg: Axes, segments: Sequence[dict[str, Any]], body_index: Mapping[str, int],
+                   duration_s: float, empty_note: str) -> None:
+    """Segments: merged runs of the same top-1 class above the threshold."""
+    from matplotlib.patches import Rectangle
+
     ax_seg.set_ylim(0, 1)
     ax_seg.set_ylabel("segments", rotation=0, ha="right", va="center")
-    body_index = {code: i for i, (code, _) in enumerate(body_levels)}
     for seg in segments:
         colour = body_colour(body_index.get(seg.get("body_code", ""), -1))
         x0, x1 = seg["start_s"], seg["end_s"]
@@ -171,10 +152,14 @@ def timeline(duration_s: float, segments: Sequence[dict[str, Any]], windows: Seq
             ax_seg.text((x0 + x1) / 2, 0.5, str(seg.get("code", seg["class_index"])), ha="center",
                         va="center", color="white", fontsize=7, clip_on=True)
     if not segments:
-        text = note or ("no window reached the confidence threshold" if labelled else "no labels")
-        ax_seg.text(duration_s / 2, 0.5, text, ha="center", va="center", fontsize=10, color="0.3", wrap=True)
+        ax_seg.text(duration_s / 2, 0.5, empty_note, ha="center", va="center", fontsize=10, color="0.3", wrap=True)
 
-    # windows: each labelled window's top-1, alpha by probability
+
+def _draw_windows(ax_win: Axes, windows: Sequence[dict[str, Any]], rows: Sequence[int], n_rows: int,
+                  body_index: Mapping[str, int], duration_s: float) -> None:
+    """Windows: each labelled window's top-1, alpha by probability."""
+    from matplotlib.patches import Rectangle
+
     ax_win.set_ylim(0, n_rows)
     ax_win.set_ylabel("windows\n(top-1)", rotation=0, ha="right", va="center")
     for w, row in zip(windows, rows):
@@ -190,18 +175,19 @@ def timeline(duration_s: float, segments: Sequence[dict[str, Any]], windows: Seq
             ax_win.text((w["start_s"] + w["end_s"]) / 2, row + 0.5, top.get("code", str(top["index"])),
                         ha="center", va="center", fontsize=7, color="white", clip_on=True)
 
-    # motion energy
+
+def _draw_motion(ax_en: Axes, ax_px: Axes | None, energy: np.ndarray | None, fps: float | None,
+                 region_motion: Mapping[str, np.ndarray] | None) -> None:
+    """The skeleton's motion energy, and the pixel motion per body part (on ``ax_px``)."""
     ax_en.set_ylabel("skeleton\nmotion", rotation=0, ha="right", va="center")
-    axes[-1].set_xlabel("time (s)")
     if energy is not None and len(energy) > 1 and fps:
         e = np.nan_to_num(np.asarray(energy, np.float64))
         t = (np.arange(len(e)) + 0.5) / fps
         ax_en.fill_between(t, 0, e, color="0.55", alpha=0.5, linewidth=0)
         ax_en.plot(t, e, color="0.25", linewidth=1)
         ax_en.set_ylim(0, max(float(e.max()) * 1.1, 1e-6))
-    if region_motion:
+    if region_motion and ax_px is not None:
         ax_en.tick_params(labelbottom=False)
-        ax_px = axes[3]
         ax_px.set_ylabel("pixel motion\nper part", rotation=0, ha="right", va="center")
         top = 1e-6
         for i, (name, series) in enumerate(region_motion.items()):
@@ -212,34 +198,12 @@ def timeline(duration_s: float, segments: Sequence[dict[str, Any]], windows: Seq
                 top = max(top, float(np.nanmax(v)))
         ax_px.set_ylim(0, top * 1.1)
         ax_px.legend(loc="upper right", ncol=len(region_motion), fontsize=8, frameon=False)
-    if marker_s is not None:
-        for ax in axes:
-            ax.axvline(marker_s, color="black", linewidth=1.5, linestyle="--")
-
-    handles = [Patch(facecolor=body_colour(i), label=f"{code} {name}") for i, (code, name) in enumerate(body_levels)]
-    size_h = fig.get_size_inches()[1]
-    fig.suptitle(title, x=0.09, y=1 - 0.08 / size_h, ha="left", va="top", fontsize=11, fontweight="bold")
-    if handles:
-        fig.legend(handles=handles, loc="upper left", ncol=len(handles), frameon=False, fontsize=9,
-                   bbox_to_anchor=(0.085, 1 - 0.3 / size_h), handlelength=1.2, columnspacing=1.4)
-    fig.subplots_adjust(left=0.09, right=0.99, top=1 - 0.72 / size_h, bottom=0.5 / size_h)
-    return _render(fig, dpi)
 
 
 # --------------------------------------------------------------------------- heatmap
 
 
-def grouped_joint_order(layout: SkeletonLayout = MA52_44) -> tuple[list[int], list[tuple[str, int, int]]]:
-    """Joint ids in body-part order, and each part's (name, first row, row count)."""
-    order: list[int] = []
-    groups = []
-    for name, joints in layout.parts:
-        groups.append((name, len(order), len(joints)))
-        order.extend(joints)
-    return order, groups
-
-
-def joint_heatmap(heat: np.ndarray, fps: float, start_frame: int = 0, layout: SkeletonLayout = MA52_44,
+def mpl_joint_heatmap(heat: np.ndarray, fps: float, start_frame: int = 0, layout: SkeletonLayout = MA52_44,
                   source: str = "motion_energy", title: str | None = None, marker_frame: int | None = None,
                   vmax: float | None = None, dpi: int = 100) -> Picture:
     """Time × joints heat picture with one labelled row per joint, grouped by body part.
@@ -254,6 +218,8 @@ def joint_heatmap(heat: np.ndarray, fps: float, start_frame: int = 0, layout: Sk
         :class:`Picture` whose ``row_labels`` are the joint names top to bottom (also stored in
         the PNG's ``mmn:rows`` text chunk).
     """
+    from matplotlib.figure import Figure
+
     heat = np.nan_to_num(np.asarray(heat, np.float32))
     if heat.ndim != 2 or heat.shape[1] != layout.num_joints:
         raise ValueError(f"heat must be (T, {layout.num_joints}), got {heat.shape}")
@@ -305,6 +271,8 @@ def skeleton_heat(keypoints: np.ndarray, heat: np.ndarray, layout: SkeletonLayou
         heat: (V,) heat per joint (shown between 0 and ``vmax``, default its maximum).
         label_hottest: name this many hottest joints on the figure.
     """
+    from matplotlib.figure import Figure
+
     kp = np.asarray(keypoints, np.float64)
     h = np.nan_to_num(np.asarray(heat, np.float64))
     fig = Figure(figsize=(4.6, 5.6))
@@ -342,3 +310,8 @@ def skeleton_heat(keypoints: np.ndarray, heat: np.ndarray, layout: SkeletonLayou
     cbar.ax.tick_params(labelsize=7)
     ax.set_title(title or "heat on the skeleton", fontsize=10)
     return _render(fig, dpi)
+
+
+# The two pictures the pipeline and the app draw (same arguments and Picture).
+timeline = mpl_timeline
+joint_heatmap = mpl_joint_heatmap

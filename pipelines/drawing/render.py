@@ -2,8 +2,8 @@
 
 Drawing is OpenCV on BGR frames; encoding is PyAV's libx264 (H.264 High, yuv420p,
 ``+faststart``) because OpenCV's wheels cannot encode H.264 and browsers do not play ``mp4v``.
-The output keeps the source's frame count, frame size and frame rate; the timeline strip is
-drawn over the bottom of the frame, not appended to it.
+The output keeps the source's frame count and frame rate, and its frame size (or half of it,
+``size="half"``); the timeline strip is drawn over the bottom of the frame, not appended to it.
 """
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ BODY_LEVEL_COLOURS_BGR: tuple[tuple[int, int, int], ...] = (
 NO_LABEL_BGR = (90, 90, 90)
 # x264 presets offered for the annotated clips: ultrafast encodes ~2x faster, files ~2.6x larger
 CLIP_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
+# output sizes offered for the annotated clips: the divisor of the source's width and height
+# (half: a quarter of the pixels to draw and encode; benchmarks/bench_pictures.py measures it)
+CLIP_SIZES = {"full": 1, "half": 2}
 
 
 def heat_colours(heat: np.ndarray) -> np.ndarray:
@@ -171,15 +174,19 @@ def render_annotated_clip(frames: Iterable[np.ndarray], out_path: str | os.PathL
                           keypoints: np.ndarray, scores: np.ndarray, heat: np.ndarray,
                           annotations: Sequence[FrameAnnotation], timeline_colours: np.ndarray,
                           energy: np.ndarray | None = None, banner: str | None = None,
-                          layout: SkeletonLayout = MA52_44, preset: str = "veryfast",
+                          layout: SkeletonLayout = MA52_44, preset: str = "veryfast", size: str = "full",
                           progress: Callable[[int], None] | None = None) -> Path:
     """Draw every frame and encode the clip (see module docstring).
 
     ``frames``: BGR frames in order (N of them); ``keypoints`` (N, V, 2) px; ``scores`` (N, V);
     ``heat`` (N, V) in [0, 1]; ``annotations`` N per-frame text lines; ``timeline_colours``
     (N, 3) BGR; ``energy`` (N,) for the timeline curve; ``preset``: x264's speed/size trade-off
-    (``ultrafast`` encodes about twice as fast as ``veryfast`` into a file about 2.6× larger).
-    Returns the written path."""
+    (``ultrafast`` encodes about twice as fast as ``veryfast`` into a file about 2.6× larger);
+    ``size``: a :data:`CLIP_SIZES` name, ``half`` draws and encodes each frame at half the
+    width and height (INTER_AREA; the skeleton is scaled with it). Returns the written path."""
+    if size not in CLIP_SIZES:
+        raise ValueError(f"clip size must be one of {', '.join(CLIP_SIZES)}, got {size!r}")
+    div = CLIP_SIZES[size]
     n = len(keypoints)
     writer: H264Writer | None = None
     strip = None
@@ -187,12 +194,16 @@ def render_annotated_clip(frames: Iterable[np.ndarray], out_path: str | os.PathL
         for i, frame in enumerate(frames):
             if i >= n:
                 raise ValueError(f"video has more frames than its skeleton ({n})")
+            if div > 1:
+                frame = cv2.resize(frame, (max(1, frame.shape[1] // div), max(1, frame.shape[0] // div)),
+                                   interpolation=cv2.INTER_AREA)
+            else:
+                frame = frame.copy()
             if writer is None:
                 h, w = frame.shape[:2]
                 writer = H264Writer(out_path, w, h, fps, preset=preset)
                 strip = timeline_image(timeline_colours, energy, w, max(24, h // 24))
-            frame = frame.copy()
-            draw_skeleton(frame, keypoints[i], scores[i], heat[i], layout)
+            draw_skeleton(frame, keypoints[i] / div, scores[i], heat[i], layout)
             draw_text_panel(frame, annotations[i], banner)
             draw_timeline(frame, strip, i, n)
             writer.write(frame)

@@ -46,7 +46,7 @@ import xml.parsers.expat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from core.atomic import atomic_write_text
@@ -56,9 +56,12 @@ from pipelines.discovery import VIDEO_SUFFIXES
 from pipelines.formats.labels_doc import NO_LABELS_NOTE, body_levels_of
 from pipelines.formats.spans import AnnotationError, Span
 
+if TYPE_CHECKING:
+    from pympi.Elan import Eaf
+
 __all__ = ["MOTION_LEVELS", "TIER_ACTION", "TIER_ACTION_PROB", "TIER_NOTE", "TIER_TOP1", "TIER_WHOLE_BODY",
-           "body_tier", "build_eaf", "eaf_text", "linked_video", "motion_level", "motion_tier", "read_eaf_spans",
-           "write_eaf"]
+           "body_tier", "build_eaf", "check_eaf", "eaf_text", "linked_video", "motion_level", "motion_tier",
+           "read_eaf_spans", "write_eaf"]
 
 TIER_ACTION = "micro-action"
 TIER_ACTION_PROB = "micro-action p"
@@ -149,7 +152,7 @@ def _vocabulary(doc: Mapping[str, Any], taxonomy: Taxonomy | None) -> list[str]:
 
 
 def build_eaf(doc: Mapping[str, Any], eaf_path: str | os.PathLike, video: str | os.PathLike, *,
-              taxonomy: Taxonomy | None = None, absolute_link: bool = True) -> Any:
+              taxonomy: Taxonomy | None = None, absolute_link: bool = True) -> Eaf:
     """The ``pympi.Elan.Eaf`` of a labels document (tiers in the module doc). ``eaf_path``:
     where it will be written (the relative link is made from its folder); ``video``: the
     labelled video; ``taxonomy``: the model's (for the full vocabulary); ``absolute_link``:
@@ -223,7 +226,7 @@ def build_eaf(doc: Mapping[str, Any], eaf_path: str | os.PathLike, video: str | 
     return eaf
 
 
-def eaf_text(eaf: Any) -> str:
+def eaf_text(eaf: Eaf) -> str:
     """The XML of a ``pympi.Elan.Eaf``, with the declaration ELAN writes."""
     from pympi.Elan import to_string
 
@@ -288,6 +291,22 @@ def _parse(path: Path) -> _Node:
     return root
 
 
+def check_eaf(path: str | os.PathLike) -> None:
+    """Raise :class:`AnnotationError` naming ``path`` unless it is a well-formed ELAN document
+    without a DOCTYPE (the strict parse every read of a person's file goes through first)."""
+    _parse(Path(path))
+
+
+# A TIME_VALUE has at most this many characters: 15 digits of milliseconds are 31,000 years.
+MAX_TIME_DIGITS = 15
+ECHO_CHARS = 40  # characters of a value from the file that an error message repeats
+
+
+def _echo(text: str, limit: int = ECHO_CHARS) -> str:
+    """``repr(text)`` for an error message, of its first ``limit`` characters and how long it was."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text)} characters)"
+
+
 def _tier_list(tiers: Mapping[str, _Node]) -> str:
     return ", ".join(f"{name!r} ({sum(c.tag == 'ANNOTATION' for c in t.children)} annotations)"
                      for name, t in tiers.items())
@@ -350,10 +369,12 @@ class _Document:
         if value is None:
             return None
         try:
+            if len(value.strip()) > MAX_TIME_DIGITS:  # int() of 5000 digits fails, or is slow, and is no time
+                raise ValueError(value)
             ms = int(value)
         except ValueError:
-            raise AnnotationError(f"{self.path}:{ts.line}: time slot {tid!r} has TIME_VALUE={value!r}, not whole "
-                                  f"milliseconds") from None
+            raise AnnotationError(f"{self.path}:{ts.line}: time slot {_echo(tid)} has TIME_VALUE={_echo(value)}, "
+                                  f"not whole milliseconds") from None
         if ms < 0:
             raise AnnotationError(f"{self.path}:{ts.line}: time slot {tid!r} has a negative time {ms}")
         return ms
@@ -435,6 +456,11 @@ class _Document:
         values = [c for c in node.children if c.tag == "ANNOTATION_VALUE"]
         if len(values) != 1:
             raise AnnotationError(f"{self.where(aid)} has {len(values)} ANNOTATION_VALUE elements, expected 1")
+        if values[0].children:  # its text would lose the element's part: n<b>o</b>d read as "nd"
+            inner = values[0].children[0]
+            raise AnnotationError(f"{self.where(aid)}: its ANNOTATION_VALUE holds an element "
+                                  f"<{inner.tag[:ECHO_CHARS]}> (line {inner.line}); ELAN values are plain text "
+                                  f"(a '<' in a label is written &lt;)")
         return values[0].text.strip()
 
 

@@ -26,12 +26,14 @@ import numpy as np
 from core.layouts import MA52_44, SkeletonLayout
 from pose.keypoint_tables import FILLED, MISSING
 
-__all__ = ["HORIZON_S", "NOISE_K", "NOISE_WINDOW_S", "body_scale", "corroborate", "displacement", "joint_noise",
-           "motion_energy", "normalise_heat"]
+__all__ = ["DEFAULT_NOISE", "HORIZON_S", "NOISE_FLOORS", "NOISE_K", "NOISE_WINDOW_S", "body_scale", "coherent_noise",
+           "corroborate", "displacement", "in_frame", "joint_noise", "motion_energy", "normalise_heat", "step_noise"]
 
 HORIZON_S = 1 / 15      # h: half the displacement span (2 frames at 30 fps)
 NOISE_K = 2.0           # the floor, in units of each joint's noise level σ
 NOISE_WINDOW_S = 10.0   # σ is measured per block of this many seconds
+NOISE_FLOORS = ("joint", "step", "coherent")  # how σ is measured: joint_noise, step_noise, coherent_noise
+DEFAULT_NOISE = "joint"
 
 
 def body_scale(keypoints: np.ndarray, layout: SkeletonLayout = MA52_44) -> float:
@@ -96,6 +98,64 @@ def joint_noise(keypoints: np.ndarray, flags: np.ndarray | None = None, fps: flo
     return np.stack([np.interp(t, centres, blocks[:, j]) for j in range(v)], axis=1)
 
 
+def step_noise(keypoints: np.ndarray, flags: np.ndarray | None = None, fps: float = 30.0, step: int = 1,
+               window_s: float | None = NOISE_WINDOW_S) -> np.ndarray:
+    """:func:`joint_noise` measured on the track sampled every ``step`` frames (each of the
+    ``step`` phases on its own; frame t gets its phase's σ), (N, V) px.
+
+    With ``step`` = h, the noise is measured at the time step of the displacement
+    ``|x(t+h) − x(t−h)|`` it is subtracted from. One frame apart, the smoother (and, when the
+    pose was estimated every other frame, the interpolation between estimates) makes
+    neighbouring samples share their error, so the third difference sees less of the noise
+    that reaches the displacement."""
+    kp = np.asarray(keypoints, np.float64)
+    step = max(1, int(step))
+    if step == 1:
+        return joint_noise(kp, flags, fps, window_s)
+    out = np.zeros(kp.shape[:2])
+    for phase in range(min(step, kp.shape[0])):
+        out[phase::step] = joint_noise(kp[phase::step], None if flags is None else np.asarray(flags)[phase::step],
+                                       fps / step, window_s)
+    return out
+
+
+def coherent_noise(keypoints: np.ndarray, flags: np.ndarray | None = None, fps: float = 30.0,
+                   layout: SkeletonLayout = MA52_44, window_s: float | None = NOISE_WINDOW_S) -> np.ndarray:
+    """Per-joint noise level σ that a movement of the whole body part does not raise, (N, V) px.
+
+    The smaller of :func:`joint_noise` of the joint's own track and of its track relative to
+    the rest of its part (``layout.parts``; per frame, the median of the part's other joints).
+    Estimator noise is independent from joint to joint, so it stays in the relative track; a
+    fast movement that the part's joints share (a head shake moves every face point together)
+    cancels there. On a clip shorter than a noise block such a movement fills most of the block
+    and would otherwise become its own floor. Leaving the joint out of its reference keeps
+    joints derived from it (a hand root that is the wrist) from cancelling its noise. Joints
+    in no part, or alone in theirs, keep their own σ."""
+    kp = np.asarray(keypoints, np.float64)
+    own = joint_noise(kp, flags, fps, window_s)
+    if kp.shape[0] < 4:
+        return own
+    rel = kp.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # frames where the other joints are all missing
+        for _, joints in layout.parts:
+            for j in joints:
+                others = [k for k in joints if k != j]
+                if others:
+                    rel[:, j] -= np.nan_to_num(np.nanmedian(kp[:, others], axis=1))
+    return np.minimum(own, joint_noise(rel, flags, fps, window_s))
+
+
+def in_frame(keypoints: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """(N, V, 2) px → (N, V) bool: the joint is present and inside the ``(width, height)``
+    frame. A pose model places joints it cannot see (legs below a close-up) outside the
+    frame; they move with its guesses, not with the person."""
+    kp = np.asarray(keypoints, np.float64)
+    w, h = frame_size
+    with np.errstate(invalid="ignore"):
+        return (kp[..., 0] >= 0) & (kp[..., 0] < w) & (kp[..., 1] >= 0) & (kp[..., 1] < h)
+
+
 def _neighbours(layout: SkeletonLayout) -> list[list[int]]:
     nb: list[set[int]] = [set() for _ in range(layout.num_joints)]
     for a, b in layout.bones:
@@ -116,17 +176,31 @@ def corroborate(energy: np.ndarray, layout: SkeletonLayout = MA52_44) -> np.ndar
 
 
 def motion_energy(keypoints: np.ndarray, layout: SkeletonLayout = MA52_44, fps: float = 30.0,
-                  flags: np.ndarray | None = None) -> np.ndarray:
+                  flags: np.ndarray | None = None, *, noise: str = DEFAULT_NOISE,
+                  frame_size: tuple[int, int] | None = None) -> np.ndarray:
     """Per-joint movement above the estimator's noise, corroborated along the bones.
 
     ``keypoints`` (N, V, 2) px, NaN where missing (the stored, smoothed skeleton); ``flags``
-    (N, V) the skeleton's flags (FILLED/MISSING samples stay out of the noise estimate).
+    (N, V) the skeleton's flags (FILLED/MISSING samples stay out of the noise estimate);
+    ``noise``: how σ is measured, ``"joint"`` (:func:`joint_noise`, one frame apart),
+    ``"step"`` (:func:`step_noise`, h frames apart) or ``"coherent"`` (:func:`coherent_noise`);
+    ``frame_size`` ``(width, height)``: when given, a joint outside the frame at either end of
+    the span moves by 0 (:func:`in_frame`).
     Returns (N, V) float32 ≥ 0 in torso lengths per second."""
+    if noise not in NOISE_FLOORS:
+        raise ValueError(f"noise floor must be one of {NOISE_FLOORS}, got {noise!r}")
     kp = np.asarray(keypoints, np.float64)
-    if kp.shape[0] < 2:
+    n = kp.shape[0]
+    if n < 2:
         return np.zeros(kp.shape[:2], np.float32)
     h = max(1, int(round(HORIZON_S * fps)))
-    above_noise = np.maximum(0.0, displacement(kp, h) - NOISE_K * joint_noise(kp, flags, fps))
+    moved = displacement(kp, h)
+    if frame_size is not None:
+        seen, t = in_frame(kp, frame_size), np.arange(n)
+        moved = np.where(seen[np.clip(t - h, 0, n - 1)] & seen[np.clip(t + h, 0, n - 1)], moved, 0.0)
+    sigma = (joint_noise(kp, flags, fps) if noise == "joint" else step_noise(kp, flags, fps, h) if noise == "step"
+             else coherent_noise(kp, flags, fps, layout))
+    above_noise = np.maximum(0.0, moved - NOISE_K * sigma)
     scale = body_scale(kp, layout) * (2 * h / fps)  # px per (torso length per second)
     return (corroborate(above_noise, layout) / scale).astype(np.float32)
 

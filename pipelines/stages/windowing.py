@@ -12,6 +12,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = ["STRIDE_S", "WINDOW_S", "Segment", "Window", "WindowOptions", "make_windows", "merge_segments",
+           "windows_to_frames"]
+
+WINDOW_S = 2.0  # default window, seconds: ≈ an MA-52 clip
+STRIDE_S = 0.5  # default stride, seconds
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """How a track is cut into windows (``--window``, ``--stride``), in seconds; the folder job,
+    the dataset builder and the app share the defaults defined here."""
+
+    window: float = WINDOW_S
+    stride: float = STRIDE_S
+
+    def __post_init__(self) -> None:
+        if not self.window > 0:
+            raise ValueError(f"window must be positive (seconds), got {self.window}")
+        if not self.stride > 0:
+            raise ValueError(f"stride must be positive (seconds), got {self.stride}")
+
+    def cut(self, num_frames: int, fps: float) -> list[Window]:
+        """:func:`make_windows` with these sizes."""
+        return make_windows(num_frames, fps, self.window, self.stride)
+
 
 @dataclass(frozen=True)
 class Window:
@@ -29,7 +54,7 @@ class Window:
         return self.start / fps, self.end / fps
 
 
-def make_windows(num_frames: int, fps: float, window_s: float = 2.0, stride_s: float = 0.5) -> list[Window]:
+def make_windows(num_frames: int, fps: float, window_s: float = WINDOW_S, stride_s: float = STRIDE_S) -> list[Window]:
     """Windows covering ``num_frames`` frames at ``fps``: ``window_s`` long every ``stride_s``.
 
     A video shorter than one window gives one window over all of it. The last window ends at

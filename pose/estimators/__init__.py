@@ -12,10 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Estimator, FramePoses, boxes_from_keypoints
+from .mediapipe_holistic import DEFAULT_QUALITY, QUALITIES
 
 BACKENDS = ("mediapipe", "mmpose", "precomputed")
+POSE_QUALITIES = tuple(QUALITIES)  # MediaPipe's presets (``quality``): fast (default) and full
 
-__all__ = ["Estimator", "FramePoses", "boxes_from_keypoints", "create_estimator", "BACKENDS"]
+__all__ = ["Estimator", "FramePoses", "boxes_from_keypoints", "create_estimator", "backend_defaults", "BACKENDS",
+           "DEFAULT_QUALITY", "POSE_QUALITIES"]
+
+
+def backend_defaults(name: str) -> dict[str, Any]:
+    """The options a backend runs with when not given, that change its output (for records
+    of what made a skeleton): MediaPipe's ``quality``."""
+    return {"quality": DEFAULT_QUALITY} if name.lower().startswith("mediapipe") else {}
 
 
 def create_estimator(name: str, **kwargs: Any) -> Estimator:

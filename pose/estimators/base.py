@@ -71,13 +71,16 @@ class Estimator(ABC):
 
     Subclasses set ``name``, ``keypoint_format`` and ``num_keypoints`` and implement
     :meth:`process`. ``needs_pixels`` is False for backends that read precomputed results (the
-    video is then only demuxed, not decoded). Estimators are context managers.
+    video is then only demuxed, not decoded). ``multi_person`` is True for a backend that
+    reports every person it sees in a frame (so one person reported means one was there), False
+    for one that follows one person (:mod:`pose.subject` uses it). Estimators are context managers.
     """
 
     name: str = "estimator"
     keypoint_format: str = ""
     num_keypoints: int = 0
     needs_pixels: bool = True
+    multi_person: bool = False
 
     @abstractmethod
     def process(self, frame: np.ndarray | None, index: int, timestamp: float) -> FramePoses:

@@ -209,6 +209,11 @@ class MMPoseWholeBodyEstimator(Estimator):
         self.box_min_keypoints = int(box_min_keypoints)
         self._prev: tuple[np.ndarray, np.ndarray] | None = None
 
+    @property
+    def multi_person(self) -> bool:  # type: ignore[override]
+        """With a person detector every person found (up to ``max_people``) is estimated."""
+        return self.detector is not None and self.max_people > 1
+
     def _init_detector(self, det_config, det_checkpoint, sha256, random_init) -> None:
         if det_checkpoint is None and not random_init:
             raise ValueError("det_config needs det_checkpoint=PATH (or random_init=True for tests)")
