@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["non_negative_float", "positive_float", "positive_int", "unit_interval"]
+__all__ = ["non_negative_float", "non_negative_int", "positive_float", "positive_int", "unit_interval"]
 
 
 def _parse(text: str, kind: type, what: str) -> int | float:
@@ -19,6 +19,13 @@ def positive_int(text: str) -> int:
     value = int(_parse(text, int, "a whole number"))
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(_parse(text, int, "a whole number"))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 

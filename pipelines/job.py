@@ -38,6 +38,7 @@ from typing import Any
 
 from core.atomic import atomic_write_text
 from pipelines.discovery import VideoJob
+from pipelines.formats.user_edits import forget, removable
 from pipelines.options import JobOptions, Outputs, option_default
 from pipelines.stages.classify import Classifier, ModelInfo
 from pipelines.stages.document import assemble_document
@@ -72,7 +73,8 @@ def job_record(job: VideoJob, opts: JobOptions, classifier: Classifier | None) -
                    "window_s": opts.windows.window, "stride_s": opts.windows.stride, "threshold": opts.threshold,
                    "top_k": opts.top_k, "heatmap": opts.heatmap if classifier is not None else None,
                    "model_free_heat": HEAT_VERSION},
-        "outputs": {"pictures": opts.pictures, "clip": opts.export_clips, "elan": opts.elan},
+        "outputs": {"pictures": opts.pictures, "clip": opts.export_clips, "elan": opts.elan,
+                    "review_top": opts.review_top if opts.elan else None},
     }
 
 
@@ -100,11 +102,13 @@ def _file_stat(path: Path) -> dict[str, int] | None:
 
 
 def record_failure(job: VideoJob, outputs: Outputs, error: StageError, opts: JobOptions) -> None:
-    """Write ``KEY.failed.json`` in place of the video's other outputs (removed). A full disk
-    is not an error here: the failure is still reported in the run's tables."""
-    for p in outputs.all():
-        if p != outputs.failed:
-            p.unlink(missing_ok=True)
+    """Write ``KEY.failed.json`` in place of the video's other outputs (removed, except an
+    annotation file a person edited: :func:`pipelines.formats.user_edits.removable`). A full
+    disk is not an error here: the failure is still reported in the run's tables."""
+    annotations = (outputs.events, outputs.eaf)
+    for p in [p for p in outputs.all() if p not in annotations + (outputs.failed,)] + removable(annotations):
+        p.unlink(missing_ok=True)
+        forget(p)
     doc = {"file": str(job.path), "stage": error.stage, "reason": str(error), "fingerprint": _file_stat(job.path),
            "pose": pose_record(opts.pose)}
     try:
@@ -169,8 +173,7 @@ def process_video(job: VideoJob, opts: JobOptions, classifier: Classifier | None
     timing["total"] = time.perf_counter() - t0
     model = ModelInfo.of(classifier) if classifier is not None else None
     doc = assemble_document(job, info, skel, windows, result, model, opts, outputs, record, timing)
-    write_document_outputs(job, doc, result, fps, taxonomy, opts, outputs)
-    return doc
+    return write_document_outputs(job, doc, result, fps, taxonomy, opts, outputs)
 
 
 # --------------------------------------------------------------------------- with the bookkeeping

@@ -95,6 +95,8 @@ def _options(ap: argparse.ArgumentParser, args: argparse.Namespace) -> JobOption
         ap.error("--pose-backend precomputed reads results made before; live mode estimates from the frames")
     if args.elan and args.out is None:
         ap.error("--elan needs --out (the session folder)")
+    if args.jsonl is not None and not args.jsonl.parent.is_dir():
+        ap.error(f"--jsonl {args.jsonl}: no such folder {args.jsonl.parent}")
     try:
         if args.out is not None:
             ensure_writable_folder(args.out)
@@ -142,13 +144,16 @@ def _load_classifier(args: argparse.Namespace):
     return load_recognizer(args)
 
 
-def _run(engine: LiveEngine, source, got: list[int]) -> tuple[int, str]:
+def _run(engine: LiveEngine, source, spec: SourceSpec, got: list[int]) -> tuple[int, str]:
     """Run the engine over the source; returns (exit status, how the session ended)."""
     try:
         engine.run(source)
     except SourceError as e:
         print(f"error: {e}", file=sys.stderr)
         return (1 if engine.frames_received > 0 else 2), f"source failed: {e}"
+    except (ValueError, RuntimeError, OSError) as e:  # pose failing mid-session: keep what was labelled
+        print(f"error: {spec.label}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1, f"failed: {type(e).__name__}: {e}"
     if got:
         return 130, "interrupted"
     return 0, "source ended"
@@ -211,7 +216,7 @@ def _session(args, opts: JobOptions, classifier, source, estimator, spec: Source
         engine.on_frame = overlay
         engine.pose.keep_images = True
     with _stop_on_signals(engine, source) as got:
-        status, ended = _run(engine, source, got)
+        status, ended = _run(engine, source, spec, got)
         source.close()
         session = engine.finish()
         if overlay is not None:

@@ -13,6 +13,8 @@ from pathlib import Path
 from core.atomic import remove_stale_parts
 from mmn.model import MAP_NAMES
 from pipelines.drawing.render import CLIP_PRESETS
+from pipelines.evaluation.review import REVIEW_TOP
+from pipelines.formats.user_edits import machine_copy
 from pipelines.stages.pose import PoseOptions
 from pipelines.stages.windowing import WindowOptions
 
@@ -38,6 +40,7 @@ class JobOptions:
     clip_preset: str = "veryfast"
     pictures: bool = True             # KEY.heatmap.png and KEY.timeline.png
     elan: bool = False                # KEY.eaf (ELAN); KEY.events.csv is always written
+    review_top: int = REVIEW_TOP      # windows the .eaf's "to review" tier marks per video (0: none)
     display_name: str | None = None
     link_video_by_name: bool = False
     overwrite: bool = False
@@ -50,6 +53,7 @@ class JobOptions:
 
         need(0.0 <= self.threshold <= 1.0, f"threshold must lie in [0, 1], got {self.threshold}")
         need(self.top_k >= 1, f"top_k must be at least 1, got {self.top_k}")
+        need(self.review_top >= 0, f"review_top must be at least 0, got {self.review_top}")
         need(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
         need(self.heatmap in MAP_NAMES, f"heatmap must be one of {', '.join(MAP_NAMES)}, got {self.heatmap!r}")
         need(self.clip_preset in CLIP_PRESETS, f"clip_preset must be one of {', '.join(CLIP_PRESETS)}")
@@ -100,5 +104,6 @@ class Outputs:
                 "events_csv": self.events.name, "eaf": self.eaf.name if opts.elan else None}
 
     def clean_leftovers(self) -> int:
-        """Delete this video's temporary files from an interrupted run (only this video's)."""
-        return remove_stale_parts(self.all())
+        """Delete this video's temporary files from an interrupted run (only this video's, and
+        those of the copies the job keeps of its annotation files)."""
+        return remove_stale_parts(self.all() + (machine_copy(self.events), machine_copy(self.eaf)))

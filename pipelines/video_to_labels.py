@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,15 +27,17 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from core.atomic import FolderError, ensure_writable_folder
-from core.cli import positive_int, unit_interval
+from core.cli import non_negative_int, positive_int, unit_interval
 from core.signals import terminate_as_interrupt
 from mmn.model import MAP_NAMES
-from pipelines.discovery import discover, select_shard
+from pipelines.discovery import VideoJob, discover, select_shard
 from pipelines.drawing.render import CLIP_PRESETS
 from pipelines.engines import engine_outcomes
 from pipelines.engines.flags import add_engine_arguments
 from pipelines.formats.labels_doc import NO_WEIGHTS_REASON
+from pipelines.formats.spans import AnnotationError
 from pipelines.formats.tables import RunTables, summary_row
+from pipelines.job import VideoOutcome
 from pipelines.options import JobOptions, option_default
 from pipelines.pose_flags import add_pose_arguments, add_window_arguments, pose_options, window_options
 from pipelines.stages.pose import LAYOUT
@@ -76,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--elan", action="store_true",
                     help="also write KEY.eaf: the labels as ELAN tiers, linked to the video (KEY.events.csv is "
                          "always written)")
+    ap.add_argument("--review-top", type=non_negative_int, default=d("review_top"),
+                    help="with --elan: mark the N least certain windows of each video on a 'to review' tier "
+                         "(review.csv ranks every window of the run)")
+    ap.add_argument("--boris", action="store_true",
+                    help="also write OUT/labels.boris: a BORIS project of the run (needs --weights)")
     ap.add_argument("--clip-preset", default=d("clip_preset"), choices=CLIP_PRESETS,
                     help="x264 preset of the clips: ultrafast encodes ~2x faster, files ~2.6x larger")
     ap.add_argument("--shard", type=parse_shard, help="K/N: process the K-th of N deterministic shares")
@@ -100,27 +108,80 @@ def load_recognizer(args: argparse.Namespace) -> Recognizer:
     return recognizer
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = build_parser()
-    args = ap.parse_args(argv)
+def _options(ap: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[JobOptions, list[VideoJob], str]:
+    """The job options, the videos of this shard and the run tables' suffix; usage errors exit 2."""
     if args.weights_bone and not args.weights:
         ap.error("--weights-bone needs --weights (the joint stream)")
+    if args.boris and not args.weights:
+        ap.error("--boris needs --weights: a BORIS project holds labels")
     try:
         opts = JobOptions(out=args.out, pose=pose_options(args), windows=window_options(args),
                           threshold=args.threshold, top_k=args.top_k, heatmap=args.heatmap,
                           batch_size=args.batch_size, export_clips=args.export_clips, clip_preset=args.clip_preset,
-                          elan=args.elan,
-                          overwrite=args.overwrite)
+                          elan=args.elan, review_top=args.review_top, overwrite=args.overwrite)
         ensure_writable_folder(args.out)
         jobs = discover(args.inputs, args.recursive, out_dir=args.out)
     except (ValueError, FolderError, FileNotFoundError) as e:
         ap.error(str(e))
-    suffix = ""
-    if args.shard:
-        k, n = args.shard
-        jobs = select_shard(jobs, k, n)
-        suffix = f".shard-{k}-of-{n}"
+    if not args.shard:
+        return opts, jobs, ""
+    k, n = args.shard
+    return opts, select_shard(jobs, k, n), f".shard-{k}-of-{n}"
 
+
+def _take(outcome: VideoOutcome, tables: RunTables, labelled: list[tuple[Path, dict]], out: Path) -> bool:
+    """Record one outcome; says what a merge of an edited file kept. False: stop (disk full)."""
+    if outcome.error is None:
+        tables.add_done(outcome.job.key, outcome.status, outcome.doc)
+        labelled.append((outcome.job.path, outcome.doc))
+        for line in outcome.doc.get("kept_edits", []) if outcome.status == "done" else []:
+            tqdm.write(f"kept edits: {line}", file=sys.stderr)
+        return True
+    e = outcome.error
+    tables.add_failed(outcome.job.key, outcome.job.path, e.stage, str(e))
+    again = " (unchanged since it last failed; --retry-failed retries)" if outcome.known else ""
+    tqdm.write(f"failed [{e.stage}] {e}{again}", file=sys.stderr)
+    if e.disk_full:
+        tqdm.write(f"stopping: the disk holding {out} is full; free space and rerun the same command to resume",
+                   file=sys.stderr)
+    return not e.disk_full
+
+
+def _write_boris(out: Path, suffix: str, labelled: list[tuple[Path, dict]], recognizer: Recognizer) -> None:
+    """``OUT/labels.boris``: the run's videos as one BORIS project, a person's edits kept."""
+    from pipelines.formats.boris import boris_project, observation_from_labels
+    from pipelines.formats.boris_merge import merge_boris
+    from pipelines.formats.user_edits import write_keeping_edits
+
+    path = out / f"labels{suffix}.boris"
+    project = boris_project([observation_from_labels(doc, video) for video, doc in labelled], recognizer.taxonomy,
+                            project_dir=out)
+    report = write_keeping_edits(path, json.dumps(project, indent=1, ensure_ascii=False) + "\n", merge_boris)
+    if report is not None:
+        print(f"kept edits: {report.describe()}", file=sys.stderr)
+
+
+def _write_run_files(args: argparse.Namespace, tables: RunTables, jobs: list[VideoJob], seen: set[str],
+                     labelled: list[tuple[Path, dict]], recognizer: Recognizer | None, suffix: str) -> int:
+    """The run tables (and the BORIS project with ``--boris``); 1 where one cannot be written."""
+    for job in jobs:
+        if job.key not in seen:
+            tables.summary.append(summary_row(job.key, "not processed", None))
+    try:
+        tables.write(args.out, suffix)
+        if args.boris and recognizer is not None:
+            _write_boris(args.out, suffix, labelled, recognizer)
+    except (OSError, AnnotationError) as e:
+        print(f"error: could not write the run's files in {args.out}: {getattr(e, 'strerror', None) or e}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    opts, jobs, suffix = _options(ap, args)
     recognizer = None
     if args.weights:
         try:
@@ -131,9 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"note: {NO_WEIGHTS_REASON}", file=sys.stderr)
 
-    tables = RunTables()
-    status = 0
-    seen: set[str] = set()
+    tables, labelled, seen, status = RunTables(), [], set(), 0
     try:
         with terminate_as_interrupt(), \
                 tqdm(total=len(jobs), desc="videos", unit="video", position=0, dynamic_ncols=True) as bar, \
@@ -141,29 +200,13 @@ def main(argv: list[str] | None = None) -> int:
             for outcome in outcomes:
                 seen.add(outcome.job.key)
                 bar.update(1)
-                if outcome.error is None:
-                    tables.add_done(outcome.job.key, outcome.status, outcome.doc)
-                    continue
-                e = outcome.error
-                tables.add_failed(outcome.job.key, outcome.job.path, e.stage, str(e))
-                again = " (unchanged since it last failed; --retry-failed retries)" if outcome.known else ""
-                tqdm.write(f"failed [{e.stage}] {e}{again}", file=sys.stderr)
-                if e.disk_full:
-                    tqdm.write(f"stopping: the disk holding {args.out} is full; free space and rerun the same "
-                               f"command to resume", file=sys.stderr)
+                if not _take(outcome, tables, labelled, args.out):
                     break
     except KeyboardInterrupt:
         print("\ninterrupted: finished videos are kept; rerun the same command to resume", file=sys.stderr)
         status = 130
     finally:
-        for job in jobs:
-            if job.key not in seen:
-                tables.summary.append(summary_row(job.key, "not processed", None))
-        try:
-            tables.write(args.out, suffix)
-        except OSError as e:
-            print(f"error: could not write the run tables in {args.out}: {e.strerror or e}", file=sys.stderr)
-            status = status or 1
+        status = status or _write_run_files(args, tables, jobs, seen, labelled, recognizer, suffix)
     if status:
         return status
     failed = len(tables.failures)

@@ -25,6 +25,7 @@ from pipelines.dataset_builder import (
     split_videos,
     window_label,
 )
+from pipelines.evaluation.review import REVIEW_TIER
 from pipelines.formats.elan import (
     MOTION_LEVELS,
     TIER_ACTION,
@@ -102,7 +103,10 @@ def test_eaf_with_labels_opens_in_pympi_with_the_tiers(exported, key):
     levels = doc["model"]["taxonomy"]["body_levels"]
     assert len(levels) == 7  # MA-52's, read from the document
     assert list(eaf.get_tier_names()) == ([TIER_ACTION, TIER_ACTION_PROB] + [body_tier(c, n) for c, n in levels]
-                                          + [TIER_TOP1])
+                                          + [TIER_TOP1, REVIEW_TIER])
+    marks = eaf.get_annotation_data_for_tier(REVIEW_TIER)  # the least certain windows, overlapping ones merged
+    assert 1 <= len(marks) <= sum("top_k" in w for w in doc["windows"]) and all(v.startswith("margin ")
+                                                                                 for _, _, v in marks)
     md = eaf.media_descriptors[0]
     video = exported["inputs"] / f"{key}.mp4"
     assert md["MEDIA_URL"] == "file://" + str(video.resolve()) and md["MIME_TYPE"] == "video/mp4"

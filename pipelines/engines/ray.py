@@ -359,7 +359,7 @@ def _write(row: VideoRow, opts: JobOptions, model: ModelInfo | None) -> VideoRow
         timing.update(write_media(job, fps, skel, result, taxonomy, opts, outputs, silent_progress))
         timing["total"] = timing["pose"] + (row.model_s or 0.0) + time.perf_counter() - t0
         doc = assemble_document(job, info, skel, windows, result, used, opts, outputs, row.record, timing)
-        write_document_outputs(job, doc, result, fps, taxonomy, opts, outputs)
+        doc = write_document_outputs(job, doc, result, fps, taxonomy, opts, outputs)
     except Exception as e:  # noqa: BLE001 - a bug must be this video's failure, not the dataset's
         return dataclasses.replace(row.failed("labels", e), write_s=time.perf_counter() - t0)
     return dataclasses.replace(row, doc=doc, write_s=time.perf_counter() - t0)

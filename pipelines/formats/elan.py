@@ -53,6 +53,7 @@ from core.atomic import atomic_write_text
 from core.layouts import LAYOUTS
 from core.taxonomy import Taxonomy, builtin_taxonomy
 from pipelines.discovery import VIDEO_SUFFIXES
+from pipelines.evaluation.review import REVIEW_TIER, ReviewMark
 from pipelines.formats.labels_doc import NO_LABELS_NOTE, body_levels_of
 from pipelines.formats.spans import AnnotationError, Span
 
@@ -60,8 +61,8 @@ if TYPE_CHECKING:
     from pympi.Elan import Eaf
 
 __all__ = ["MOTION_LEVELS", "TIER_ACTION", "TIER_ACTION_PROB", "TIER_NOTE", "TIER_TOP1", "TIER_WHOLE_BODY",
-           "body_tier", "build_eaf", "check_eaf", "eaf_text", "linked_video", "motion_level", "motion_tier",
-           "read_eaf_spans", "write_eaf"]
+           "add_review_tier", "body_tier", "build_eaf", "check_eaf", "eaf_text", "linked_video", "motion_level",
+           "motion_tier", "read_eaf_spans", "write_eaf"]
 
 TIER_ACTION = "micro-action"
 TIER_ACTION_PROB = "micro-action p"
@@ -224,6 +225,23 @@ def build_eaf(doc: Mapping[str, Any], eaf_path: str | os.PathLike, video: str | 
                 eaf.add_annotation(tier, s_ms, e_ms, value)
     eaf.properties.append(("lastUsedAnnotationId", str(eaf.maxaid)))
     return eaf
+
+
+def add_review_tier(eaf: Eaf, marks: Sequence[ReviewMark]) -> None:
+    """Add the ``to review`` tier: where a coder should look first (the least certain windows,
+    :mod:`pipelines.evaluation.review`), each mark saying its margin and the two close classes.
+    No marks (no checkpoint, or ``--review-top 0``): no tier."""
+    if not marks:
+        return
+    if "machine-label" not in eaf.linguistic_types:
+        eaf.add_linguistic_type("machine-label")
+    eaf.add_tier(REVIEW_TIER, ling="machine-label")
+    for mark in marks:
+        start, end = _ms(mark.start_s), _ms(mark.end_s)
+        if end > start:
+            eaf.add_annotation(REVIEW_TIER, start, end, mark.text)
+    eaf.properties = [(k, v) for k, v in eaf.properties if k != "lastUsedAnnotationId"]
+    eaf.properties.append(("lastUsedAnnotationId", str(eaf.maxaid)))
 
 
 def eaf_text(eaf: Eaf) -> str:

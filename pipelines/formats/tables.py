@@ -1,7 +1,9 @@
-"""The folder job's run tables: ``windows.csv``, ``summary.csv`` and ``failures.csv``.
+"""The folder job's run tables: ``windows.csv``, ``summary.csv``, ``failures.csv``, ``review.csv``.
 
 One row per window, one per video (status, duration, windows labelled and skipped for want of
-the subject, dominant action, hottest joints), one per failed video (file, stage, reason).
+the subject, dominant action, hottest joints), one per failed video (file, stage, reason), and
+every labelled window ranked by the margin between its top-1 and top-2 probabilities, least
+certain first (:mod:`pipelines.evaluation.review`): the order in which a coder checks them.
 With ``--shard K/N`` the names get ``.shard-K-of-N`` before ``.csv``. Each is written
 atomically at the end of a run (also after Ctrl-C), so the tables always describe one whole run.
 """
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from core.atomic import atomic_write_text
 from core.csv_table import csv_text
+from pipelines.evaluation.review import ReviewItem, review_csv_text, review_items
 
 __all__ = ["RunTables", "summary_row", "window_rows"]
 
@@ -59,10 +62,12 @@ class RunTables:
     windows: list[list[object]] = field(default_factory=list)
     summary: list[list[object]] = field(default_factory=list)
     failures: list[list[object]] = field(default_factory=list)
+    review: list[ReviewItem] = field(default_factory=list)
 
     def add_done(self, key: str, status: str, doc: dict) -> None:
         self.windows.extend(window_rows(key, doc))
         self.summary.append(summary_row(key, status, doc))
+        self.review.extend(review_items(doc))
 
     def add_failed(self, key: str, path: Path, stage: str, reason: str, status: str = "failed") -> None:
         self.failures.append([str(path), stage, reason])
@@ -74,7 +79,9 @@ class RunTables:
         return sum(int(row[col]) for row in self.summary if row[col] != "")
 
     def write(self, out: Path, suffix: str = "") -> list[Path]:
-        """Write the three tables (``suffix`` e.g. ``.shard-0-of-2``); returns their paths."""
+        """Write the four tables (``suffix`` e.g. ``.shard-0-of-2``); returns their paths.
+        ``review.csv`` ranks every labelled window of the run, least certain first."""
         return [atomic_write_text(out / f"windows{suffix}.csv", csv_text(WINDOW_HEADER, self.windows)),
                 atomic_write_text(out / f"summary{suffix}.csv", csv_text(SUMMARY_HEADER, self.summary)),
-                atomic_write_text(out / f"failures{suffix}.csv", csv_text(FAILURE_HEADER, self.failures))]
+                atomic_write_text(out / f"failures{suffix}.csv", csv_text(FAILURE_HEADER, self.failures)),
+                atomic_write_text(out / f"review{suffix}.csv", review_csv_text(self.review))]

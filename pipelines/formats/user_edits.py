@@ -31,7 +31,7 @@ from pathlib import Path
 
 from core.atomic import atomic_write_text
 
-__all__ = ["MACHINE_DIR", "EditReport", "edited_by_user", "machine_copy", "merge_csv_rows", "removable",
+__all__ = ["MACHINE_DIR", "EditReport", "edited_by_user", "forget", "machine_copy", "merge_csv_rows", "removable",
            "write_keeping_edits"]
 
 MACHINE_DIR = ".machine"
@@ -107,9 +107,13 @@ def write_keeping_edits(path: str | os.PathLike, new_text: str, merge: Merge) ->
 
 
 def forget(path: str | os.PathLike) -> None:
-    """Remove the machine copy of ``path`` (its file was removed)."""
+    """Remove the machine copy of ``path`` (its file was removed), and the folder of copies
+    once it is empty."""
+    copy = machine_copy(path)
     with contextlib.suppress(FileNotFoundError):
-        machine_copy(path).unlink()
+        copy.unlink()
+    with contextlib.suppress(OSError):  # not empty, or already gone
+        copy.parent.rmdir()
 
 
 # --------------------------------------------------------------------------- tables

@@ -7,9 +7,11 @@ Three steps (measurements behind each in docs/motion-heat.md):
 1. :func:`displacement`: how far each joint travels over a short horizon,
    ``|x(t+h) − x(t−h)|`` with h = 1/15 s. Jitter reverses direction frame to frame, so it
    adds up in a sum of speeds but not in a net displacement.
-2. :func:`joint_noise`: each joint's noise level σ, the median size of the third difference
-   of its (smoothed) track per 10-s block; only ``max(0, D − 2σ)`` counts. A quadratic
-   smoother leaves little third difference of a real movement: what remains is noise.
+2. :func:`step_noise`: each joint's noise level σ, the median size of the third difference
+   of its (smoothed) track per 10-s block, measured h frames apart (the displacement's step);
+   only ``max(0, D − 2σ)`` counts. A quadratic smoother leaves little third difference of a
+   real movement: what remains is noise. A joint outside the frame (when its size is given)
+   moves by 0: the pose model places joints it cannot see there (:func:`in_frame`).
 3. :func:`corroborate`: a joint's movement counts only as far as a joint one bone away also
    moved. Bones are rigid: a joint moving alone while its neighbours stay put stretches all
    its bones, the signature of an estimator error (the fingertips of clasped hands that the
@@ -33,7 +35,7 @@ HORIZON_S = 1 / 15      # h: half the displacement span (2 frames at 30 fps)
 NOISE_K = 2.0           # the floor, in units of each joint's noise level σ
 NOISE_WINDOW_S = 10.0   # σ is measured per block of this many seconds
 NOISE_FLOORS = ("joint", "step", "coherent")  # how σ is measured: joint_noise, step_noise, coherent_noise
-DEFAULT_NOISE = "joint"
+DEFAULT_NOISE = "step"
 
 
 def body_scale(keypoints: np.ndarray, layout: SkeletonLayout = MA52_44) -> float:

@@ -19,6 +19,7 @@ from pipelines.discovery import VideoJob
 from pipelines.drawing.render import BODY_LEVEL_COLOURS_BGR, NO_LABEL_BGR, FrameAnnotation
 from pipelines.formats.labels_doc import NO_LABELS_NOTE
 from pipelines.formats.motion import motion_csv_text
+from pipelines.formats.user_edits import EditReport
 from pipelines.options import JobOptions, Outputs
 from pipelines.stages.errors import StageError, write_error
 from pipelines.stages.labelling import LabelResult
@@ -95,23 +96,35 @@ def write_motion_table(result: LabelResult, fps: float, path: Path) -> None:
 
 
 def write_annotations(doc: Mapping[str, object], video: Path, outputs: Outputs, opts: JobOptions,
-                      taxonomy: Taxonomy | None) -> None:
+                      taxonomy: Taxonomy | None) -> list[EditReport]:
     """``KEY.events.csv`` (always) and ``KEY.eaf`` (with ``opts.elan``, linking ``video``, by
-    its name only with ``opts.link_video_by_name``) from the labels document; raises
-    :class:`StageError` (stage ``annotations``)."""
-    from pipelines.formats.elan import write_eaf
-    from pipelines.formats.events import write_events_csv
+    its name only with ``opts.link_video_by_name``, with a ``to review`` tier marking the
+    ``opts.review_top`` least certain windows) from the labels document. A file a person
+    edited since the job wrote it is merged, never overwritten (:mod:`pipelines.formats.user_edits`);
+    returns what each merge kept. Raises :class:`StageError` (stage ``annotations``)."""
+    from pipelines.evaluation.review import least_certain, review_items, review_marks
+    from pipelines.formats.elan import add_review_tier, build_eaf, eaf_text
+    from pipelines.formats.elan_merge import merge_eaf
+    from pipelines.formats.events import events_csv_text
+    from pipelines.formats.spans import AnnotationError
+    from pipelines.formats.user_edits import merge_csv_rows, write_keeping_edits
 
     path = outputs.events
     try:
-        write_events_csv(doc, path)
+        reports = [write_keeping_edits(path, events_csv_text(doc), merge_csv_rows)]
         if opts.elan:
             path = outputs.eaf
-            write_eaf(doc, path, video, taxonomy=taxonomy, absolute_link=not opts.link_video_by_name)
+            eaf = build_eaf(doc, path, video, taxonomy=taxonomy, absolute_link=not opts.link_video_by_name)
+            add_review_tier(eaf, review_marks(least_certain(review_items(doc), opts.review_top)))
+            reports.append(write_keeping_edits(path, eaf_text(eaf), merge_eaf))
+    except AnnotationError as e:  # a person's edited file that cannot be read: left as it is
+        raise StageError("annotations", f"{e}; the file is left as it is: repair it (or move it away) and "
+                                        f"rerun") from None
     except OSError as e:
         raise write_error("annotations", path, e) from e
     except Exception as e:  # a writer's failure must not end the folder job
         raise StageError("annotations", f"{path}: {type(e).__name__}: {e}") from e
+    return [r for r in reports if r is not None]
 
 
 def write_labels(doc: Mapping[str, object], path: Path) -> None:
@@ -143,10 +156,14 @@ def write_media(job: VideoJob, fps: float, skel: Skeleton, result: LabelResult, 
 
 
 def write_document_outputs(job: VideoJob, doc: Mapping[str, object], result: LabelResult, fps: float,
-                           taxonomy: Taxonomy | None, opts: JobOptions, outputs: Outputs) -> None:
+                           taxonomy: Taxonomy | None, opts: JobOptions, outputs: Outputs) -> dict[str, object]:
     """What is made from the labels document, then the document itself (last): the motion
-    table, the events table and ``.eaf``, ``KEY.labels.json``."""
+    table, the events table and ``.eaf``, ``KEY.labels.json``. Returns the document as
+    written: with ``kept_edits`` (what each merge of a person's edited file kept) where any."""
     write_motion_table(result, fps, outputs.motion)
     video = Path(opts.display_name) if opts.display_name else job.path
-    write_annotations(doc, video, outputs, opts, taxonomy)
+    reports = write_annotations(doc, video, outputs, opts, taxonomy)
+    if reports:
+        doc = {**doc, "kept_edits": [r.describe() for r in reports]}
     write_labels(doc, outputs.labels)
+    return dict(doc)
