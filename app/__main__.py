@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-upload-mb", type=float, help=f"upload size limit in MB (default {d.max_upload_mb:g})")
     ap.add_argument("--max-duration-s", type=float, help=f"longest video in seconds (default {d.max_duration_s:g})")
     ap.add_argument("--queue-size", type=int, help=f"requests allowed to wait (default {d.queue_size})")
+    ap.add_argument("--live-max-s", type=float, help=f"longest Live-tab session in seconds (default {d.live_max_s:g})")
+    ap.add_argument("--live-sessions", type=int,
+                    help=f"Live-tab sessions at the same time (default {d.live_sessions})")
     return ap
 
 
@@ -44,6 +47,7 @@ def make_server(cfg: AppConfig, folders: Any) -> tuple[Any, dict[str, Any]]:
     :class:`app.folders.RequestFolders`) and the keyword arguments for its ``launch()``. Raises
     :class:`app.engine.ModelError` when a configured checkpoint cannot be used."""
     from app.engine import Models
+    from app.live_views import LIVE_CSS
     from app.summaries import CSS
     from app.ui import build_app
 
@@ -55,7 +59,7 @@ def make_server(cfg: AppConfig, folders: Any) -> tuple[Any, dict[str, Any]]:
     blocks.queue(max_size=cfg.queue_size, default_concurrency_limit=cfg.concurrency)
     launch_kwargs = dict(server_name=cfg.host, server_port=cfg.port, share=cfg.share,
                          max_file_size=cfg.max_upload_bytes, allowed_paths=[str(Path(cfg.examples_dir).resolve())],
-                         css=CSS, footer_links=["api", "gradio"], show_error=False)
+                         css=CSS + LIVE_CSS, footer_links=["api", "gradio"], show_error=False)
     return blocks, launch_kwargs
 
 

@@ -58,6 +58,10 @@ class AppConfig:
     cache_ttl_s: int = 3600               # Gradio deletes served results older than this
     examples_dir: Path = ROOT / "examples" / "videos"
     temp_dir: Path | None = None          # parent of the private per-request folders
+    live_max_s: float = 300.0             # longest Live-tab session (webcam), seconds
+    live_sessions: int = 1                # Live-tab sessions at the same time (other browsers are told to wait)
+    live_fps: float = 10.0                # webcam frames sent to the server per second (Live tab)
+    live_idle_s: float = 30.0             # a live session without frames this long gives its place up
 
     def __post_init__(self) -> None:
         if not (0 < self.port < 65536):
@@ -68,12 +72,14 @@ class AppConfig:
             raise ConfigError(f"pose_quality must be one of {', '.join(POSE_QUALITIES)}, got {self.pose_quality!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
-        for name in ("max_upload_mb", "max_duration_s"):
+        for name in ("max_upload_mb", "max_duration_s", "live_max_s", "live_idle_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("queue_size", "concurrency", "cache_ttl_s", "max_frames", "max_frame_pixels"):
+        for name in ("queue_size", "concurrency", "cache_ttl_s", "max_frames", "max_frame_pixels", "live_sessions"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (1.0 <= self.live_fps <= 30.0):
+            raise ConfigError(f"live_fps must be between 1 and 30, got {self.live_fps}")
         if self.weights_bone is not None and self.weights is None:
             raise ConfigError("weights_bone needs weights (the joint stream) too")
 
@@ -86,6 +92,12 @@ class AppConfig:
         return (f"Video files only (mp4, mov, avi, mkv, webm, m4v, mpeg, wmv), up to "
                 f"{self.max_upload_mb:g} MB and {self.max_duration_s:g} s (at most {self.max_frames} frames "
                 f"of {self.max_frame_pixels / 1e6:.1f} megapixels).")
+
+    def live_limits_text(self) -> str:
+        """The Live tab's limits, as stated on the page."""
+        at_once = "one session at a time" if self.live_sessions == 1 else f"{self.live_sessions} sessions at a time"
+        return (f"Sessions up to {self.live_max_s:g} s, {at_once}; the webcam sends {self.live_fps:g} frames "
+                f"a second (frames above {self.max_frame_pixels / 1e6:.1f} megapixels are scaled down).")
 
 
 _FIELDS = {f.name: f for f in fields(AppConfig)}

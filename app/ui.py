@@ -2,7 +2,8 @@
 
 - ``analyse`` (Run): checks the upload, runs the pipeline in a private folder, shows the
   annotated video, timeline, top-5 tables, the window heatmaps and the downloads;
-- ``window`` (time slider): the top-5, heatmap and skeleton heat of the window at a time.
+- ``window`` (time slider): the top-5, heatmap and skeleton heat of the window at a time;
+- the Live tab (webcam): :mod:`app.live_tab`.
 
 Both callbacks work in a fresh private folder (mode 0700) that is deleted once Gradio has
 copied the results into its cache (the callbacks are generators: the folder goes in their
@@ -179,12 +180,19 @@ def build_app(cfg: AppConfig, models: Models | None, folders: RequestFolders) ->
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    return _page(cfg, models, examples, check_only, run, pick_window)
+    def live(blocks: gr.Blocks) -> None:
+        from app.live_tab import live_tab
+
+        live_tab(cfg, models, folders, blocks)
+
+    return _page(cfg, models, examples, check_only, run, pick_window, live)
 
 
 def _page(cfg: AppConfig, models: Models | None, examples: list[Path], check_only: Callable[..., str],
-          run: Callable[..., Iterator[tuple]], pick_window: Callable[..., Iterator[tuple]]) -> gr.Blocks:
-    """The page's layout and its events (``check_only``, ``run``, ``pick_window``)."""
+          run: Callable[..., Iterator[tuple]], pick_window: Callable[..., Iterator[tuple]],
+          live: Callable[[gr.Blocks], None]) -> gr.Blocks:
+    """The page's layout and its events (``check_only``, ``run``, ``pick_window``); ``live``
+    builds the Live tab (:func:`app.live_tab.live_tab`)."""
     blocks = gr.Blocks(title=TITLE, delete_cache=(min(600, cfg.cache_ttl_s), cfg.cache_ttl_s))
     with blocks:
         gr.Markdown(f"# {TITLE}\nMicro-actions of a seated person from a video: pose → "
@@ -193,52 +201,56 @@ def _page(cfg: AppConfig, models: Models | None, examples: list[Path], check_onl
         gr.HTML(NO_CHECKPOINT_BANNER, visible=models is None, elem_id="no-checkpoint-banner")
         if models is not None:
             gr.Markdown(f"Checkpoint: `{models.describe()}`")
-        with gr.Row():
-            with gr.Column(scale=2, min_width=320):
-                video_in = gr.Video(label="Video", sources=["upload"], include_audio=True, elem_id="video-in",
-                                    height=360)
-                gr.Markdown(f"<small>{cfg.limits_text()}</small>", elem_id="limits")
-                upload_status = gr.Markdown("", elem_id="upload-status")
-                if examples:
-                    gr.Examples([[str(p)] for p in examples], inputs=[video_in],
-                                label="Example clips (MA-52 public samples)")
-                with gr.Accordion("Settings", open=True):
-                    with gr.Row():
-                        window_s = gr.Slider(0.5, 4.0, value=DEFAULTS.window_s, step=0.1, label="Window (s)",
-                                             info="one MMN clip (MA-52 clips are ~2 s)")
-                        stride_s = gr.Slider(0.1, 2.0, value=DEFAULTS.stride_s, step=0.05, label="Stride (s)")
-                    choices = models.stream_choices if models else list(STREAMS[1:2])
-                    stream = gr.Radio(choices, value=choices[0], label="Streams",
-                                      info="2S = 0.5 joint + 0.5 bone logits",
-                                      visible=models is not None and len(choices) > 1)
-                    smoothing_s = gr.Slider(0.0, 1.0, value=DEFAULTS.smoothing_s, step=0.05, label="Pose smoothing (s)",
-                                            info="Savitzky–Golay window; 0 = off")
-                    heatmap = gr.Dropdown([(figures.heat_name(m), m) for m in MAP_NAMES], value=DEFAULTS.heatmap,
-                                          label="Modulation heat",
-                                          visible=models is not None,
-                                          info="MMN map drawn as per-joint heat")
-                run_btn = gr.Button("Run", variant="primary", elem_id="run")
-            with gr.Column(scale=3, min_width=420):
-                video_out = gr.Video(label="Annotated video", interactive=False, elem_id="video-out",
-                                     height=520, autoplay=False)
-                status = gr.Markdown("", elem_id="run-status")
-        timeline_img = gr.Image(label="Timeline of predicted micro-actions", type="filepath", format="png",
-                                interactive=False, show_label=False, elem_id="timeline")
-        with gr.Row():
-            clip_top = gr.HTML(top_k_html([], "Top-5 for the whole video", "run a video"), elem_id="clip-top")
-            with gr.Column():
-                time_slider = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Time (s): pick a window",
-                                        interactive=False, elem_id="time")
-                window_top = gr.HTML(top_k_html([], "Top-5 in the window at that time", "run a video"),
-                                     elem_id="window-top")
-        with gr.Row():
-            heatmap_img = gr.Image(label="Per-joint heat of the window (time × 44 joints)", type="filepath",
-                                   format="png", interactive=False, show_label=False, elem_id="heatmap")
-            skeleton_img = gr.Image(label="The same heat on the skeleton", type="filepath", format="png",
-                                    interactive=False, show_label=False, elem_id="skeleton")
-        downloads = gr.File(label="Downloads: annotated mp4, labels JSON, skeleton HDF5", file_count="multiple",
-                            interactive=False, elem_id="downloads")
-        state = gr.State(None)
+        with gr.Tabs():
+            with gr.Tab("Video file", id="upload"):
+                with gr.Row():
+                    with gr.Column(scale=2, min_width=320):
+                        video_in = gr.Video(label="Video", sources=["upload"], include_audio=True, elem_id="video-in",
+                                            height=360)
+                        gr.Markdown(f"<small>{cfg.limits_text()}</small>", elem_id="limits")
+                        upload_status = gr.Markdown("", elem_id="upload-status")
+                        if examples:
+                            gr.Examples([[str(p)] for p in examples], inputs=[video_in],
+                                        label="Example clips (MA-52 public samples)")
+                        with gr.Accordion("Settings", open=True):
+                            with gr.Row():
+                                window_s = gr.Slider(0.5, 4.0, value=DEFAULTS.window_s, step=0.1, label="Window (s)",
+                                                     info="one MMN clip (MA-52 clips are ~2 s)")
+                                stride_s = gr.Slider(0.1, 2.0, value=DEFAULTS.stride_s, step=0.05, label="Stride (s)")
+                            choices = models.stream_choices if models else list(STREAMS[1:2])
+                            stream = gr.Radio(choices, value=choices[0], label="Streams",
+                                              info="2S = 0.5 joint + 0.5 bone logits",
+                                              visible=models is not None and len(choices) > 1)
+                            smoothing_s = gr.Slider(0.0, 1.0, value=DEFAULTS.smoothing_s, step=0.05,
+                                                    label="Pose smoothing (s)", info="Savitzky–Golay window; 0 = off")
+                            heatmap = gr.Dropdown([(figures.heat_name(m), m) for m in MAP_NAMES],
+                                                  value=DEFAULTS.heatmap, label="Modulation heat",
+                                                  visible=models is not None,
+                                                  info="MMN map drawn as per-joint heat")
+                        run_btn = gr.Button("Run", variant="primary", elem_id="run")
+                    with gr.Column(scale=3, min_width=420):
+                        video_out = gr.Video(label="Annotated video", interactive=False, elem_id="video-out",
+                                             height=520, autoplay=False)
+                        status = gr.Markdown("", elem_id="run-status")
+                timeline_img = gr.Image(label="Timeline of predicted micro-actions", type="filepath", format="png",
+                                        interactive=False, show_label=False, elem_id="timeline")
+                with gr.Row():
+                    clip_top = gr.HTML(top_k_html([], "Top-5 for the whole video", "run a video"), elem_id="clip-top")
+                    with gr.Column():
+                        time_slider = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Time (s): pick a window",
+                                                interactive=False, elem_id="time")
+                        window_top = gr.HTML(top_k_html([], "Top-5 in the window at that time", "run a video"),
+                                             elem_id="window-top")
+                with gr.Row():
+                    heatmap_img = gr.Image(label="Per-joint heat of the window (time × 44 joints)", type="filepath",
+                                           format="png", interactive=False, show_label=False, elem_id="heatmap")
+                    skeleton_img = gr.Image(label="The same heat on the skeleton", type="filepath", format="png",
+                                            interactive=False, show_label=False, elem_id="skeleton")
+                downloads = gr.File(label="Downloads: annotated mp4, labels JSON, skeleton HDF5", file_count="multiple",
+                                    interactive=False, elem_id="downloads")
+                state = gr.State(None)
+            with gr.Tab("Live (webcam)", id="live", elem_id="live-tab"):
+                live(blocks)
 
         video_in.change(check_only, [video_in], [upload_status], api_name="check", queue=False)
         run_btn.click(run, [video_in, window_s, stride_s, stream, smoothing_s, heatmap],

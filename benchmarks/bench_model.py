@@ -3,7 +3,7 @@
 Three forwards, same weights, same inputs:
 
 - ``reference``: :func:`reference_forward` below, a plain transcription of
-  ``../shared/docs/mmn-reference.md`` §2–6 written the straightforward way the authors' code is (tensors
+  ``docs/mmn-computation.md`` §2–6 written the straightforward way the authors' code is (tensors
   (B, C, T, V), a permute around every Linear, the four head mixes as four einsums, BatchNorm
   applied on its own). It reads the checkpoint's state dict directly, so it is also an
   independent check of the model code.

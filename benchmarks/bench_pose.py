@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long-s", type=float, default=16.0,
                     help="--compare: also time a clip of this many seconds made of the clips (0: none)")
     ap.add_argument("--extra-videos", type=Path, nargs="*", default=[],
-                    help="--compare: more folders of clips (any size), e.g. ../shared/fixtures/wild")
+                    help="--compare: more folders of clips (any size), e.g. $MMN_SHARED/fixtures/wild")
     args = ap.parse_args(argv)
     import cv2
 

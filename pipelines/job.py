@@ -57,7 +57,9 @@ __all__ = ["LAYOUT", "JobOptions", "JobRecord", "Outputs", "PoseOptions", "Progr
            "option_default", "probe_and_record", "process_video", "record_failure", "run_video", "tqdm_frames",
            "triage"]
 
-HEAT_VERSION = 2  # the model-free heat: 2 = movement above the estimator's noise (pipelines.stages.motion_energy)
+# the model-free heat (pipelines.stages.motion_energy): 2 = movement above the estimator's noise;
+# 3 = the noise measured over the displacement's own span, joints outside the frame still
+HEAT_VERSION = 3
 JobRecord = dict[str, Any]  # JSON: the labels document's ``job``
 
 
@@ -73,7 +75,8 @@ def job_record(job: VideoJob, opts: JobOptions, classifier: Classifier | None) -
                    "window_s": opts.windows.window, "stride_s": opts.windows.stride, "threshold": opts.threshold,
                    "top_k": opts.top_k, "heatmap": opts.heatmap if classifier is not None else None,
                    "model_free_heat": HEAT_VERSION},
-        "outputs": {"pictures": opts.pictures, "clip": opts.export_clips, "elan": opts.elan,
+        "outputs": {"pictures": opts.pictures, "clip": opts.export_clips,
+                    "clip_size": opts.clip_size if opts.export_clips else None, "elan": opts.elan,
                     "review_top": opts.review_top if opts.elan else None},
     }
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core.atomic import remove_stale_parts
 from mmn.model import MAP_NAMES
-from pipelines.drawing.render import CLIP_PRESETS
+from pipelines.drawing.render import CLIP_PRESETS, CLIP_SIZES
 from pipelines.evaluation.review import REVIEW_TOP
 from pipelines.formats.user_edits import machine_copy
 from pipelines.stages.pose import PoseOptions
@@ -38,6 +38,7 @@ class JobOptions:
     batch_size: int = 64              # windows per MMN batch
     export_clips: bool = False
     clip_preset: str = "veryfast"
+    clip_size: str = "full"           # "half": the annotated clip at half width and height (~3x cheaper)
     pictures: bool = True             # KEY.heatmap.png and KEY.timeline.png
     elan: bool = False                # KEY.eaf (ELAN); KEY.events.csv is always written
     review_top: int = REVIEW_TOP      # windows the .eaf's "to review" tier marks per video (0: none)
@@ -57,6 +58,7 @@ class JobOptions:
         need(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
         need(self.heatmap in MAP_NAMES, f"heatmap must be one of {', '.join(MAP_NAMES)}, got {self.heatmap!r}")
         need(self.clip_preset in CLIP_PRESETS, f"clip_preset must be one of {', '.join(CLIP_PRESETS)}")
+        need(self.clip_size in CLIP_SIZES, f"clip_size must be one of {', '.join(CLIP_SIZES)}")
         need(self.max_frames is None or self.max_frames >= 1, f"max_frames must be ≥ 1, got {self.max_frames}")
         need(self.display_name is None or bool(self.display_name.strip()), "display_name must not be empty")
 

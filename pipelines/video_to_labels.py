@@ -31,7 +31,7 @@ from core.cli import non_negative_int, positive_int, unit_interval
 from core.signals import terminate_as_interrupt
 from mmn.model import MAP_NAMES
 from pipelines.discovery import VideoJob, discover, select_shard
-from pipelines.drawing.render import CLIP_PRESETS
+from pipelines.drawing.render import CLIP_PRESETS, CLIP_SIZES
 from pipelines.engines import engine_outcomes
 from pipelines.engines.flags import add_engine_arguments
 from pipelines.formats.labels_doc import NO_WEIGHTS_REASON
@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write OUT/labels.boris: a BORIS project of the run (needs --weights)")
     ap.add_argument("--clip-preset", default=d("clip_preset"), choices=CLIP_PRESETS,
                     help="x264 preset of the clips: ultrafast encodes ~2x faster, files ~2.6x larger")
+    ap.add_argument("--clip-size", default=d("clip_size"), choices=CLIP_SIZES,
+                    help="half: the clips at half width and height (about 3x cheaper to draw and encode)")
     ap.add_argument("--shard", type=parse_shard, help="K/N: process the K-th of N deterministic shares")
     ap.add_argument("--overwrite", action="store_true", help="redo videos that are already done")
     ap.add_argument("--retry-failed", action="store_true", help="retry files that failed before and did not change")
@@ -118,6 +120,7 @@ def _options(ap: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Job
         opts = JobOptions(out=args.out, pose=pose_options(args), windows=window_options(args),
                           threshold=args.threshold, top_k=args.top_k, heatmap=args.heatmap,
                           batch_size=args.batch_size, export_clips=args.export_clips, clip_preset=args.clip_preset,
+                          clip_size=args.clip_size,
                           elan=args.elan, review_top=args.review_top, overwrite=args.overwrite)
         ensure_writable_folder(args.out)
         jobs = discover(args.inputs, args.recursive, out_dir=args.out)
@@ -206,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: finished videos are kept; rerun the same command to resume", file=sys.stderr)
         status = 130
     finally:
-        status = status or _write_run_files(args, tables, jobs, seen, labelled, recognizer, suffix)
+        written = _write_run_files(args, tables, jobs, seen, labelled, recognizer, suffix)  # after Ctrl-C too
+        status = status or written
     if status:
         return status
     failed = len(tables.failures)

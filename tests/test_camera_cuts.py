@@ -186,7 +186,7 @@ def test_skipped_windows_are_counted_in_the_summary():
                 **kw}
 
     absent = "subject absent in more than half of the window"
-    doc = {"segments": [], "video": {"frame_count": 90, "duration_s": 3.0, "fps": 30.0},
+    doc = {"segments": [], "video": {"file_name": "a.mp4", "frame_count": 90, "duration_s": 3.0, "fps": 30.0},
            "windows": [window(0, top_k=[{"index": 1, "name": "x", "prob": 0.9}]), window(1, skipped=absent),
                        window(2, skipped=absent)],
            "heatmap": {"source": "motion_energy", "hottest_joints": ["nose"]},

@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.data import ROOT
+
 MAX_LINES = 80
 GONE = re.compile(r"ReplayRecognizer|_Collected|_SkeletonFromPoseStage|class _Capture|\(BaseException\)")
 

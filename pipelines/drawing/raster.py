@@ -14,6 +14,7 @@ import functools
 import importlib.util
 import json
 import math
+import re
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
@@ -53,6 +54,13 @@ def _font(size: int, bold: bool = False) -> Any:
     return ImageFont.load_default(size)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _one_line(text: str) -> str:
+    return _CONTROL.sub(" ", text)
+
+
 @functools.lru_cache(maxsize=4096)
 def _text_mask(text: str, size: int, bold: bool, anchor: str) -> tuple[np.ndarray, int, int]:
     """A text's coverage (h, w) float32 in [0, 1] and its offset from the anchor point, cached:
@@ -81,8 +89,9 @@ class _Canvas:
 
     def text(self, xy: tuple[float, float], text: str, size: int = 11, bold: bool = False, fill: RGB = BLACK,
              anchor: str = "lm") -> None:
-        """``anchor``: Pillow's two letters (l/m/r horizontally, t/m/b vertically)."""
-        self.texts.append((xy, text, size, bold, fill, anchor))
+        """``anchor``: Pillow's two letters (l/m/r horizontally, t/m/b vertically). Control
+        characters (a newline in a file name) are drawn as spaces: one line per label."""
+        self.texts.append((xy, _one_line(text), size, bold, fill, anchor))
 
     def text_width(self, text: str, size: int = 11, bold: bool = False) -> float:
         return float(_font(size, bold).getlength(text))

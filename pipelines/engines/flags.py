@@ -56,7 +56,7 @@ class _EngineAction(argparse.Action):
 
 
 def add_engine_arguments(ap: argparse.ArgumentParser) -> None:
-    g = ap.add_argument_group("engine", "where the videos are processed (see the README, 'Scaling out with Ray')")
+    g = ap.add_argument_group("engine", "where the videos are processed (see docs/ray.md)")
     g.add_argument("--engine", choices=ENGINES, default="local", action=_EngineAction,
                    help="local: one process, one video after another (default); ray: Ray Data over this machine's "
                         "cores or a cluster")

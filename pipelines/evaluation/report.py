@@ -13,20 +13,21 @@ import json
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.atomic import atomic_path, atomic_write_text
-from core.taxonomy import MA52, Taxonomy, builtin_taxonomy
+from core.taxonomy import MA52, Taxonomy, builtin_taxonomy, label_problem, shown_label
 from pipelines.evaluation.detection_ap import TIOU_THRESHOLDS, ScoredSegment, detection_ap
 from pipelines.evaluation.frame_agreement import cohen_kappa, frame_labels, precision_recall_f1, presence
 from pipelines.evaluation.sources import (
     Annotations,
     Predictions,
     ValueSpan,
+    VideoFacts,
     is_prediction_file,
     read_annotations,
     read_predictions,
@@ -34,11 +35,13 @@ from pipelines.evaluation.sources import (
 from pipelines.formats.spans import AnnotationError
 from pipelines.formats.submission import read_submission, write_submission
 
-__all__ = ["FRAME_RATE", "AgreementInputs", "agreement_document", "class_lookup", "draw_agreement", "prepare",
-           "resolve_taxonomy", "run_agreement"]
+__all__ = ["FRAME_RATE", "MAX_GRID_CELLS", "AgreementInputs", "agreement_document", "class_lookup", "draw_agreement",
+           "prepare", "resolve_taxonomy", "run_agreement"]
 
 FRAME_RATE = 30.0  # frames per second where no labels document gives the video's (MA-52 is 30 fps)
+MAX_GRID_CELLS = 250_000_000  # frames of all videos × (classes present + 8): about 1 GB of frame labels
 _DIGITS = 6
+_MAX_NAMED_SPANS = 200  # a timeline row with more spans than this draws them without their names
 
 
 @dataclass(frozen=True)
@@ -113,16 +116,52 @@ def _read_sides(pred_paths: Sequence[str | os.PathLike], gold_paths: Sequence[st
     return gold, None, read_annotations(pred_paths, tier)
 
 
+def _check_values(spans: Sequence[ValueSpan]) -> None:
+    """Two coders' values become class names: refuse one a taxonomy refuses (control characters,
+    line breaks, over-long …), naming the file and annotation it came from."""
+    for s in spans:
+        problem = label_problem(s.value)
+        if problem:
+            raise AnnotationError(f"{s.source}: the value {shown_label(s.value)} cannot be a class: {problem}")
+
+
+def _check_classes(preds: Predictions, tax: Taxonomy) -> None:
+    """Every predicted class index in ``0 … K-1`` of the taxonomy, else the file that has it."""
+    for s in preds.detections:
+        if not 0 <= s.label < tax.num_classes:
+            raise AnnotationError(f"{preds.videos[s.video].file}: class {s.label} of video {s.video!r} is outside "
+                                  f"0..{tax.num_classes - 1} of taxonomy {tax.name!r}")
+
+
+def _check_grid(videos: Mapping[str, tuple[float, float]], classes: int, gold: Annotations,
+                pred_videos: Mapping[str, VideoFacts]) -> None:
+    """Refuse a frame grid too large to hold (a time far past any video's end: 10^7 s of gold
+    asked for 19 GB), naming the longest video and its files, before anything is allocated."""
+    frames = {v: int(np.ceil(round(d * fps, 2))) for v, (fps, d) in videos.items()}
+    if sum(frames.values()) * (8 + classes) <= MAX_GRID_CELLS:
+        return
+    v = max(frames, key=frames.__getitem__)
+    fps, duration = videos[v]
+    raise AnnotationError(f"{gold.videos[v].file}, {pred_videos[v].file}: video {v!r} runs to {duration:g} s "
+                          f"({frames[v]} frames at {fps:g} fps); the frame grid of all videos ({sum(frames.values())} "
+                          f"frames, {classes} classes) is over the limit of {MAX_GRID_CELLS:.0e} cells: a time far "
+                          f"past the video's end?")
+
+
 def prepare(pred_paths: Sequence[str | os.PathLike], gold_paths: Sequence[str | os.PathLike], *,
             tier: str | None = None, taxonomy: str | None = None, fps: float = FRAME_RATE) -> AgreementInputs:
     """Read, name and match the inputs (module doc). Raises ``AnnotationError`` naming the file
     for bad input, and for a gold video the predictions lack."""
     gold, preds, coder = _read_sides(pred_paths, gold_paths, tier)
     values = [s.value for s in gold.spans] + ([s.value for s in coder.spans] if coder else [])
+    if taxonomy is None and preds is None:
+        _check_values(gold.spans + coder.spans)
     tax = resolve_taxonomy(taxonomy, preds, values)
     if preds is not None and preds.num_classes not in (None, tax.num_classes):
         raise AnnotationError(f"the predictions have {preds.num_classes} classes, taxonomy {tax.name!r} "
                               f"{tax.num_classes}")
+    if preds is not None:
+        _check_classes(preds, tax)
     lookup = class_lookup(tax)
     unmatched: dict[str, Counter] = {"gold": Counter(), "predictions": Counter()}
     gold_segs = _indexed(gold.spans, lookup, unmatched["gold"])
@@ -134,11 +173,12 @@ def prepare(pred_paths: Sequence[str | os.PathLike], gold_paths: Sequence[str | 
                                   f"{shown or 'none'})")
     pred_segs = preds.detections if preds is not None else _indexed(coder.spans, lookup, unmatched["predictions"])
     kept = [s for s in pred_segs if s.video in gold.videos]
-    videos = {}
-    for v in gold.videos:
-        facts = pred_videos[v]
-        ends = [s.end_s for s in gold_segs + kept if s.video == v]
-        videos[v] = (facts.fps or fps, max([facts.duration_s or 0.0] + ends))
+    end: dict[str, float] = {}
+    for s in gold_segs + kept:
+        end[s.video] = max(end.get(s.video, 0.0), s.end_s)
+    videos = {v: (pred_videos[v].fps or fps, max(pred_videos[v].duration_s or 0.0, end.get(v, 0.0)))
+              for v in gold.videos}
+    _check_grid(videos, len({s.label for s in gold_segs + kept}), gold, pred_videos)
     skipped = {"videos_without_gold": sorted(set(pred_videos) - set(gold.videos)),
                "point_events": gold.points + (coder.points if coder else 0)}
     return AgreementInputs(tuple(gold_segs), tuple(kept), tax, videos,
@@ -150,19 +190,23 @@ def _r(x: float | None) -> float | None:
 
 
 def _frames_section(inp: AgreementInputs, classes: Sequence[int]) -> dict[str, Any]:
-    k = inp.taxonomy.num_classes
+    column = {c: j for j, c in enumerate(classes)}  # presence is kept for the classes present only
+    by_video: dict[tuple[str, bool], list[ScoredSegment]] = {}
+    for is_gold, segs in ((True, inp.gold), (False, inp.predictions)):
+        for s in segs:
+            by_video.setdefault((s.video, is_gold), []).append(s)
     gl, pl, gp, pp = [], [], [], []
     for video, (fps, duration) in inp.videos.items():
         n = int(np.ceil(round(duration * fps, 2)))  # 1.5667 s at 30 fps: 47 frames, not 48
-        g = [s for s in inp.gold if s.video == video]
-        p = [s for s in inp.predictions if s.video == video]
+        g, p = by_video.get((video, True), []), by_video.get((video, False), [])
         gl.append(frame_labels(g, n, fps, by_score=False))
         pl.append(frame_labels(p, n, fps, by_score=not inp.annotated))
-        gp.append(presence(g, n, fps, k)); pp.append(presence(p, n, fps, k))
+        gp.append(presence([replace(s, label=column[s.label]) for s in g], n, fps, len(classes)))
+        pp.append(presence([replace(s, label=column[s.label]) for s in p], n, fps, len(classes)))
     overall = cohen_kappa(np.concatenate(gl), np.concatenate(pl))
     g_all, p_all = np.concatenate(gp), np.concatenate(pp)
-    per_class = {str(c): {"name": inp.taxonomy[c].label, "kappa": _r(cohen_kappa(g_all[:, c], p_all[:, c]).kappa)}
-                 for c in classes}
+    per_class = {str(c): {"name": inp.taxonomy[c].label,
+                          "kappa": _r(cohen_kappa(g_all[:, column[c]], p_all[:, column[c]]).kappa)} for c in classes}
     return {"kappa": _r(overall.kappa), "percent_agreement": _r(overall.percent), "per_class": per_class}
 
 
@@ -212,10 +256,14 @@ def draw_agreement(inp: AgreementInputs, doc: Mapping[str, Any], path: str | os.
     for row, video in enumerate(videos, 1):
         ax = axes[row, 0]
         for y, segs in ((1, inp.gold), (0, inp.predictions)):
-            for s in segs:
-                if s.video == video:
-                    ax.broken_barh([(s.start_s, s.end_s - s.start_s)], (y - 0.4, 0.8), color=cmap(s.label % 20),
-                                   alpha=0.6)
+            mine = [s for s in segs if s.video == video]
+            by_class: dict[int, list[tuple[float, float]]] = {}
+            for s in mine:  # one bar collection per class: 10^6 spans as single artists never finish drawing
+                by_class.setdefault(s.label, []).append((s.start_s, s.end_s - s.start_s))
+            for label, bars in by_class.items():
+                ax.broken_barh(bars, (y - 0.4, 0.8), color=cmap(label % 20), alpha=0.6)
+            for s in mine if len(mine) <= _MAX_NAMED_SPANS else []:
+                ax.text(s.start_s, y, f" {inp.taxonomy[s.label].label}", va="center", fontsize=6, clip_on=True)
         ax.set_yticks([0, 1], ["predicted", "gold"], fontsize=7)
         ax.set_xlim(0, inp.videos[video][1]); ax.set_ylabel(video, fontsize=7, rotation=0, ha="right")
     axes[-1, 0].set_xlabel("seconds")

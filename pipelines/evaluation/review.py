@@ -52,12 +52,13 @@ def _label(rec: Mapping[str, Any]) -> str:
 def review_items(doc: Mapping[str, Any]) -> list[ReviewItem]:
     """The labelled windows of one labels document (skipped windows and a run without a
     checkpoint have none), in window order."""
+    labelled = [w for w in doc.get("windows") or [] if w.get("top_k")]
+    if not labelled:
+        return []
     video = str(doc["video"]["file_name"])
     out = []
-    for w in doc.get("windows") or []:
-        top = w.get("top_k") or []
-        if not top:
-            continue
+    for w in labelled:
+        top = w["top_k"]
         second = top[1] if len(top) > 1 else None
         out.append(ReviewItem(video, int(w["index"]), float(w["start_s"]), float(w["end_s"]), _label(top[0]),
                               float(top[0]["prob"]), _label(second) if second else "",

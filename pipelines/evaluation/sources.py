@@ -17,11 +17,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from pipelines.discovery import VIDEO_SUFFIXES
@@ -103,6 +105,15 @@ def merge_same_value(spans: Iterable[ValueSpan]) -> list[ValueSpan]:
     return sorted(out, key=lambda s: (s.video, s.start_s, s.end_s, s.value))
 
 
+def _check_file(path: Path) -> None:
+    """Refuse a path that is missing or not a regular file (a folder, a FIFO, a device: reading
+    a FIFO would wait for a writer forever)."""
+    if not path.exists():
+        raise AnnotationError(f"{path}: no such file")
+    if not path.is_file():
+        raise AnnotationError(f"{path}: not a regular file (a folder, a FIFO or a device)")
+
+
 def _csv_header(path: Path) -> list[list[str]]:
     """The first rows of a table (enough to find a BORIS header below its facts block)."""
     try:
@@ -155,8 +166,7 @@ def read_annotations(paths: Sequence[str | os.PathLike], tier: str | None = None
     """Coders' spans of all ``paths`` (module doc); a file that gives no span at all is an error."""
     out = Annotations()
     for p in map(Path, paths):
-        if not p.is_file():
-            raise AnnotationError(f"{p}: no such file")
+        _check_file(p)
         before = len(out.spans)
         _one_annotation_file(p, tier, out)
         if len(out.spans) == before:
@@ -165,36 +175,62 @@ def read_annotations(paths: Sequence[str | os.PathLike], tier: str | None = None
     return out
 
 
+def _checked(path: Path, stem: str, r: Any, num_classes: int) -> ScoredSegment:
+    """One detection record of a labels document, refused unless its times are finite,
+    non-negative and ordered and its class is in ``0 … num_classes-1``."""
+    seg = ScoredSegment(stem, float(r["start_s"]), float(r["end_s"]), int(r["class_index"]), float(r["score"]))
+    if not (math.isfinite(seg.start_s) and math.isfinite(seg.end_s) and math.isfinite(seg.score)) \
+            or not 0 <= seg.start_s < seg.end_s or not 0 <= seg.label < num_classes:
+        raise AnnotationError(f"{path}: detection {str(r)[:200]} needs finite times 0 <= start_s < end_s, a finite "
+                              f"score and a class_index in 0..{num_classes - 1}")
+    return seg
+
+
 def _labels_doc(path: Path, out: Predictions) -> None:
+    _check_file(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         video, model = doc["video"], doc["model"]
         stem, fps, frames = Path(str(video["file_name"])).stem, float(video["fps"]), int(video["frame_count"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        duration = float(video["duration_s"])
+        tax = model["taxonomy"] if model is not None else None
+        name, k = (str(tax["name"]), int(tax["num_classes"])) if tax is not None else (None, 0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RecursionError) as e:
         raise AnnotationError(f"{path}: not a labels document of python -m pipelines.video_to_labels "
-                              f"({type(e).__name__}: {e})") from None
+                              f"({type(e).__name__}: {str(e)[:200]})") from None
+    if not (math.isfinite(fps) and fps > 0 and math.isfinite(duration) and duration >= 0 and frames >= 0):
+        raise AnnotationError(f"{path}: video fps {fps}, duration_s {duration} and frame_count {frames} must be "
+                              f"finite, fps positive, the others not negative")
     if model is None:
         raise AnnotationError(f"{path}: labelled without a checkpoint (no --weights): it has no labels to score")
-    tax = model["taxonomy"]
-    if out.taxonomy not in (None, tax["name"]) or out.num_classes not in (None, tax["num_classes"]):
-        raise AnnotationError(f"{path}: taxonomy {tax['name']!r} ({tax['num_classes']} classes) differs from the "
+    if out.taxonomy not in (None, name) or out.num_classes not in (None, k):
+        raise AnnotationError(f"{path}: taxonomy {name!r} ({k} classes) differs from the "
                               f"other predictions' {out.taxonomy!r}")
-    out.taxonomy, out.num_classes = tax["name"], int(tax["num_classes"])
-    records = doc.get("detections")
-    if records is None:  # a document from before detections: derive them from the windows' top-k
-        probs, bounds = window_probs(doc.get("windows") or [], out.num_classes)
-        records = [{"class_index": d.class_index, "start_s": d.start_frame / fps, "end_s": d.end_frame / fps,
-                    "score": d.score} for d in detections_from_probs(probs, bounds, frames)]
+    out.taxonomy, out.num_classes = name, k
+    try:
+        records = doc.get("detections")
+        if records is None:  # a document from before detections: derive them from the windows' top-k
+            probs, bounds = window_probs(doc.get("windows") or [], k)
+            records = [{"class_index": d.class_index, "start_s": d.start_frame / fps, "end_s": d.end_frame / fps,
+                        "score": d.score} for d in detections_from_probs(probs, bounds, frames)]
+        segments = [_checked(path, stem, r, k) for r in records]
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError) as e:
+        if isinstance(e, AnnotationError):
+            raise
+        raise AnnotationError(f"{path}: a detection or window that is not one ({type(e).__name__}: "
+                              f"{str(e)[:200]})") from None
     if stem in out.videos:
         raise AnnotationError(f"{path}: video {stem!r} is also predicted by {out.videos[stem].file}")
-    out.detections += [ScoredSegment(stem, float(r["start_s"]), float(r["end_s"]), int(r["class_index"]),
-                                     float(r["score"])) for r in records]
-    out.videos[stem] = VideoFacts(str(path), fps, float(video["duration_s"]))
+    out.detections += segments
+    out.videos[stem] = VideoFacts(str(path), fps, duration)
 
 
 def is_prediction_file(path: Path) -> bool:
     """A labels document, a folder of them, or a submission CSV (else: annotations)."""
-    if path.is_dir() or path.name.endswith(".json"):
+    if path.is_dir():
+        return True
+    _check_file(path)
+    if path.name.endswith(".json"):
         return True
     return path.suffix.lower() in (".csv", ".tsv", ".txt") and _table_kind(path) == "submission"
 

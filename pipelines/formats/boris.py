@@ -216,6 +216,36 @@ def _read_export(path: Path, subject: str | None) -> BorisAnnotations:
 
 # ---------------------------------------------------------------------------------------- projects
 
+def _project_events(path: Path, where: str, obs: Mapping[str, Any], ethogram: Mapping[str, str],
+                    subject: str | None, out: tuple[list[Span], list[BorisPoint], set[str]]) -> None:
+    """Add one observation's state events (as spans), points and subjects to ``out``."""
+    spans, points, subjects = out
+    media = (obs.get("file") or {}).get("1") or []
+    if len(media) != 1:
+        raise AnnotationError(f"{where}: {len(media)} media files on player 1; one is needed to match a video")
+    video = media[0].replace("\\", "/").rsplit("/", 1)[-1]
+    open_: dict[tuple[str, str, str], tuple[float, int]] = {}
+    for n, ev in enumerate(sorted(obs.get("events", []), key=lambda e: float(e[0])), 1):
+        time, who, code, modifier = float(ev[0]), _subject(str(ev[1])), str(ev[2]), str(ev[3])
+        subjects.add(who)
+        if subject is not None and who != _subject(subject):
+            continue
+        if code not in ethogram:
+            raise AnnotationError(f"{where}: event {n} codes {code!r}, which the ethogram lacks")
+        if "state" not in ethogram[code].lower():
+            points.append(BorisPoint(time, code, video, f"{where} event {n}", who))
+            continue
+        key = (who, code, modifier)
+        if key in open_:
+            start, first = open_.pop(key)
+            spans.append(_span(path, f"{where} events {first}-{n}", start, time, code, video))
+        else:
+            open_[key] = (time, n)
+    if open_:
+        (_, code, _), (_, n) = next(iter(open_.items()))
+        raise AnnotationError(f"{where}: state event {code!r} (event {n}) is never stopped")
+
+
 def _read_project(path: Path, subject: str | None) -> BorisAnnotations:
     try:
         text = path.read_text(encoding="utf-8")
@@ -226,38 +256,20 @@ def _read_project(path: Path, subject: str | None) -> BorisAnnotations:
     try:
         pj = json.loads(text)
         ethogram = {b["code"]: str(b.get("type", "")) for b in pj["behaviors_conf"].values()}
-        observations = pj["observations"]
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise AnnotationError(f"{path}: not a BORIS project ({type(e).__name__}: {e})") from None
-    spans, points, subjects = [], [], set()
+        observations = dict(pj["observations"].items())
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        raise AnnotationError(f"{path}: not a BORIS project ({type(e).__name__}: {str(e)[:200]})") from None
+    out: tuple[list[Span], list[BorisPoint], set[str]] = ([], [], set())
     for obs_id, obs in observations.items():
-        where = f"{path}: observation {obs_id!r}"
-        if obs.get("type") != "MEDIA":
-            continue
-        media = (obs.get("file") or {}).get("1") or []
-        if len(media) != 1:
-            raise AnnotationError(f"{where}: {len(media)} media files on player 1; one is needed to match a video")
-        video = media[0].replace("\\", "/").rsplit("/", 1)[-1]
-        open_: dict[tuple[str, str, str], tuple[float, int]] = {}
-        for n, ev in enumerate(sorted(obs.get("events", []), key=lambda e: float(e[0])), 1):
-            time, who, code, modifier = float(ev[0]), _subject(str(ev[1])), str(ev[2]), str(ev[3])
-            subjects.add(who)
-            if subject is not None and who != _subject(subject):
-                continue
-            if code not in ethogram:
-                raise AnnotationError(f"{where}: event {n} codes {code!r}, which the ethogram lacks")
-            if "state" not in ethogram[code].lower():
-                points.append(BorisPoint(time, code, video, f"{where} event {n}", who))
-                continue
-            key = (who, code, modifier)
-            if key in open_:
-                start, first = open_.pop(key)
-                spans.append(_span(path, f"{where} events {first}-{n}", start, time, code, video))
-            else:
-                open_[key] = (time, n)
-        if open_:
-            (_, code, _), (_, n) = next(iter(open_.items()))
-            raise AnnotationError(f"{where}: state event {code!r} (event {n}) is never stopped")
+        where = f"{path}: observation {str(obs_id)[:80]!r}"
+        try:
+            if obs.get("type") == "MEDIA":
+                _project_events(path, where, obs, ethogram, subject, out)
+        except AnnotationError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:  # a list where a dict goes …
+            raise AnnotationError(f"{where}: not a BORIS observation ({type(e).__name__}: {str(e)[:200]})") from None
+    spans, points, subjects = out
     _check_subject(path, subject, subjects)
     return BorisAnnotations(tuple(spans), tuple(points), tuple(sorted(subjects)))
 

@@ -58,17 +58,20 @@ class LabelResult:
 
 def label_track(keypoints: np.ndarray, fps: float, windows: Sequence[Window], layout: SkeletonLayout,
                 taxonomy: Taxonomy | None, scores: WindowScores | None, *, top_k: int = 5, threshold: float = 0.5,
-                flags: np.ndarray | None = None, region_motion: np.ndarray | None = None) -> LabelResult:
+                flags: np.ndarray | None = None, region_motion: np.ndarray | None = None,
+                frame_size: tuple[int, int] | None = None) -> LabelResult:
     """Per-window records, merged segments and per-frame heat and annotations of a track.
 
     ``keypoints`` (N, V, 2) pixels, NaN where missing; ``windows`` from
     :func:`pipelines.stages.windowing.make_windows`; ``scores``: the classifier's output for
     the usable windows (:func:`pipelines.stages.classify.classify_windows`), or None (no
     labels: the heat is then the model-free motion energy, as it is when ``scores`` has no
-    heat map). Raises ValueError when ``scores`` does not match the usable windows.
+    heat map). ``frame_size`` (width, height) px: joints outside the frame do not count as
+    moving in the model-free heat. Raises ValueError when ``scores`` does not match the usable
+    windows.
     """
     n = keypoints.shape[0]
-    energy = motion_energy(keypoints, layout, fps, flags)
+    energy = motion_energy(keypoints, layout, fps, flags, frame_size=frame_size)
     usable = usable_windows(keypoints, windows)
     if scores is not None and (taxonomy is None or len(scores.probs) != len(usable)):
         raise ValueError(f"{len(scores.probs)} window scores for {len(usable)} usable windows"

@@ -37,8 +37,11 @@ def classify_stage(job: VideoJob, skel: Skeleton, windows: list[Window], opts: J
 def label_stage(job: VideoJob, skel: Skeleton, fps: float, windows: list[Window], opts: JobOptions,
                 taxonomy: Taxonomy | None, scores: WindowScores | None) -> LabelResult:
     """The labelled track (:func:`pipelines.stages.labelling.label_track`)."""
+    video = skel.meta.get("video") or {}
+    frame_size = (int(video["width"]), int(video["height"])) if video.get("width") and video.get("height") else None
     try:
         return label_track(skel.keypoints, fps, windows, LAYOUT, taxonomy, scores, top_k=opts.top_k,
-                           threshold=opts.threshold, flags=skel.flags, region_motion=skel.region_motion)
+                           threshold=opts.threshold, flags=skel.flags, region_motion=skel.region_motion,
+                           frame_size=frame_size)
     except (ValueError, RuntimeError) as e:
         raise _model_error(job, e) from None

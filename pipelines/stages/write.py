@@ -52,8 +52,9 @@ def write_pictures(name: str, fps: float, result: LabelResult, outputs: Outputs,
 
 
 def export_clip(job: VideoJob, fps: float, skel: Skeleton, result: LabelResult, outputs: Outputs,
-                has_labels: bool, progress: ProgressFactory, preset: str) -> None:
-    """``KEY.annotated.mp4``: the video with the skeleton, heat, top-3 and timeline drawn."""
+                has_labels: bool, progress: ProgressFactory, preset: str, size: str = "full") -> None:
+    """``KEY.annotated.mp4``: the video with the skeleton, heat, top-3 and timeline drawn;
+    ``size``: ``"full"`` or ``"half"`` (:data:`pipelines.drawing.render.CLIP_SIZES`)."""
     from pipelines.drawing.render import render_annotated_clip
     from pose.video import iter_frames, prefetch
 
@@ -68,7 +69,7 @@ def export_clip(job: VideoJob, fps: float, skel: Skeleton, result: LabelResult, 
                               annotations=annotations, timeline_colours=colours,
                               energy=result.motion_energy.sum(axis=1),
                               banner=None if has_labels else NO_LABELS_NOTE, layout=LAYOUT, preset=preset,
-                              progress=bar.update)
+                              size=size, progress=bar.update)
 
 
 def run_media_stage(stage: str, job: VideoJob, path: Path, run: Callable[[], None]) -> None:
@@ -147,7 +148,8 @@ def write_media(job: VideoJob, fps: float, skel: Skeleton, result: LabelResult, 
             ("pictures", opts.pictures, opts.out,
              lambda: write_pictures(name, fps, result, outputs, has_labels, body_levels)),
             ("render", opts.export_clips, outputs.clip,
-             lambda: export_clip(job, fps, skel, result, outputs, has_labels, progress, opts.clip_preset))):
+             lambda: export_clip(job, fps, skel, result, outputs, has_labels, progress, opts.clip_preset,
+                                 opts.clip_size))):
         if enabled:
             t0 = time.perf_counter()
             run_media_stage(stage, job, path, run)

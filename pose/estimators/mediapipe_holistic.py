@@ -72,9 +72,10 @@ class QualityPreset:
 
 QUALITIES: dict[str, QualityPreset] = {
     "full": QualityPreset(face_mesh=True, hand_model="full", frame_stride=1),
-    "fast": QualityPreset(face_mesh=True, hand_model="full", frame_stride=2),
+    "fast": QualityPreset(face_mesh=True, hand_model="full", frame_stride=3),
 }
 DEFAULT_QUALITY = "fast"
+STILL_SPEED = 0.03  # torso lengths per frame: no landmark faster than this → the whole stride is skipped
 IN_FLIGHT = 2  # frames inside the fast graph at once (pose of one beside the hands of the one before)
 
 
@@ -216,6 +217,25 @@ def _pipelined_solution(config: Any, side_inputs: dict[str, Any], calculator_par
     return Pipelined()
 
 
+def _speed(a: FramePoses, b: FramePoses) -> float:
+    """The fastest landmark from estimate ``a`` to ``b`` (one person each), torso lengths per
+    frame: pose landmarks 0–22 visible (> 0.5) in both, hand points present in both; torso:
+    shoulder centre to hip centre in ``a``, else a third of the body's height. inf when there
+    is nothing to compare."""
+    ka, kb, sa, sb = a.keypoints[0], b.keypoints[0], a.scores[0], b.scores[0]
+    torso = float(np.linalg.norm((ka[11] + ka[12] - ka[23] - ka[24]) / 2))
+    if not (np.isfinite(torso) and torso > 0):
+        y = ka[_BODY, 1]
+        torso = float(np.nanmax(y) - np.nanmin(y)) / 3 if np.isfinite(y).any() else 0.0
+    use = np.zeros(MP_NUM, bool)
+    use[:23] = (sa[:23] > 0.5) & (sb[:23] > 0.5)
+    use[MP_LHAND:] = (sa[MP_LHAND:] > 0) & (sb[MP_LHAND:] > 0)
+    frames = b.index - a.index
+    if not use.any() or not torso > 0 or frames < 1:
+        return float("inf")
+    return float(np.linalg.norm(kb[use] - ka[use], axis=-1).max() / torso / frames)
+
+
 class MediaPipeHolisticEstimator(Estimator):
     """MediaPipe Holistic on a stream of frames (one person, tracked by MediaPipe).
 
@@ -244,7 +264,7 @@ class MediaPipeHolisticEstimator(Estimator):
                  min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  refine_face_landmarks: bool = False, max_side: int | None = None,
                  warmup_first_frame: bool = True, face_mesh: bool | None = None, hand_model: str | None = None,
-                 frame_stride: int | None = None) -> None:
+                 frame_stride: int | None = None, still_speed: float = STILL_SPEED) -> None:
         try:
             import mediapipe  # noqa: F401
         except ImportError as e:  # pragma: no cover - depends on the environment
@@ -266,7 +286,8 @@ class MediaPipeHolisticEstimator(Estimator):
         self.quality = quality
         # Holistic as shipped, one frame at a time (full); anything else runs pipelined
         self.pipelined = self.preset != QUALITIES["full"]
-        self._found = False
+        self.still_speed = float(still_speed)
+        self._skips, self._last = 0, None
         self._opts = dict(model_complexity=int(model_complexity),
                           smooth_landmarks=bool(smooth_landmarks),
                           min_detection_confidence=float(min_detection_confidence),
@@ -339,9 +360,9 @@ class MediaPipeHolisticEstimator(Estimator):
         inflight: deque = deque()  # (ticket, size, index, t, skipped frames before it)
         skipped: list[tuple[int, float]] = []
         held = None
-        self._found = False
+        self._skips, self._last = 0, None
         for index, timestamp, frame in frames:
-            if self._found and len(skipped) < k - 1:
+            if len(skipped) < self._skips:
                 skipped.append((index, timestamp))
                 held = (index, timestamp, frame)
                 continue
@@ -359,7 +380,14 @@ class MediaPipeHolisticEstimator(Estimator):
         ticket, size, index, timestamp, skipped = entry
         res = self._holistic.result(ticket) if self.pipelined else ticket
         fp = self._poses(res, size, index, timestamp)
-        self._found = fp.num_people > 0
+        if fp.num_people == 0:  # lost: the detector looks at every frame
+            self._skips = 0
+        elif self._last is None or self._last.num_people == 0 or self.preset.frame_stride <= 2:
+            self._skips = min(1, self.preset.frame_stride - 1)
+        else:  # the whole stride while still, one frame while something moves
+            still = _speed(self._last, fp) <= self.still_speed
+            self._skips = self.preset.frame_stride - 1 if still else 1
+        self._last = fp
         yield "skipped", skipped
         yield "estimated", fp
 
@@ -432,7 +460,8 @@ class MediaPipeHolisticEstimator(Estimator):
         return f"mediapipe {mediapipe.__version__} ({graph})"
 
     def options(self) -> dict[str, Any]:
-        return {"quality": self.quality, **asdict(self.preset), **self._opts, "max_side": self.max_side,
+        return {"quality": self.quality, **asdict(self.preset), "still_speed": self.still_speed, **self._opts,
+                "max_side": self.max_side,
                 "warmup_first_frame": self.warmup_first_frame, "hand_score": HAND_SCORE,
                 "face_mesh_score": FACE_MESH_SCORE}
 

@@ -151,7 +151,7 @@ class MMPoseWholeBodyEstimator(Estimator):
                  num_threads: int | None = None) -> None:
         if checkpoint is None and not random_init:
             raise ValueError("the mmpose backend needs checkpoint=PATH to a local checkpoint "
-                             "(see the README for which to fetch); random_init=True runs "
+                             "(see docs/pose.md for which to fetch); random_init=True runs "
                              "untrained weights, for tests only")
         try:
             import torch
@@ -167,7 +167,7 @@ class MMPoseWholeBodyEstimator(Estimator):
             from mmpose.datasets.datasets.utils import parse_pose_metainfo
             from mmpose.models.builder import build_pose_estimator
         except ImportError as e:
-            raise ImportError(f"the mmpose backend needs the mmpose extra (see the README: "
+            raise ImportError(f"the mmpose backend needs the mmpose extra (see docs/pose.md: "
                               f"mmpose==1.3.2, mmcv-lite==2.1.0, mmdet==3.3.0 with --no-deps): {e}") from e
         if num_threads:
             torch.set_num_threads(int(num_threads))
