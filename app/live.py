@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.config import AppConfig
 from app.folders import RequestFolders
 from pipelines.engines.live import LiveOptions, WindowRecord
 from pipelines.engines.live_feed import LiveRunner
@@ -61,7 +62,7 @@ class LiveLimits:
     max_frame_pixels: int = 1920 * 1088
 
     @classmethod
-    def of(cls, cfg) -> LiveLimits:
+    def of(cls, cfg: AppConfig) -> LiveLimits:
         """The limits of an :class:`app.config.AppConfig`."""
         return cls(cfg.live_max_s, cfg.live_sessions, cfg.live_fps, cfg.live_idle_s, cfg.max_frame_pixels)
 

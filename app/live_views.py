@@ -76,7 +76,7 @@ def now_html(records: Sequence[dict[str, Any]], body_levels: Sequence[Sequence[s
     rec = records[-1]
     caption = f"Top-5 now: window {rec['index']} ({_span(rec)})"
     if not labelled:
-        return top_k_html([], caption, NO_LABELS) + motion_html(rec)
+        return top_k_html([], f"Now: window {rec['index']} ({_span(rec)})", NO_LABELS) + motion_html(rec)
     return top_k_html(rec.get("top_k") or [], caption, rec.get("skipped") or "no labels in this window", body_levels)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from core.layouts import MA52_44  # noqa: E402
 from mmn.inference import Recognizer  # noqa: E402
 from pipelines.drawing.render import H264Writer  # noqa: E402
 from pipelines.job import JobOptions, PoseOptions, SharedEstimator, VideoJob, process_video  # noqa: E402
+from pipelines.stages.classify import classify_windows, usable_windows  # noqa: E402
 from pipelines.stages.labelling import label_track  # noqa: E402
 from pipelines.stages.windowing import make_windows  # noqa: E402
 from pose.extract import extract_skeleton  # noqa: E402
@@ -90,7 +92,9 @@ def time_stages(video: Path, recognizer: Recognizer | None, estimator: SharedEst
 
     t = time.perf_counter()
     windows = make_windows(skel.num_frames, info.fps)
-    label_track(skel.keypoints, info.fps, windows, MA52_44, recognizer)
+    scores = None if recognizer is None else classify_windows(
+        skel.keypoints, usable_windows(skel.keypoints, windows), recognizer, heatmap="msm_gamma", batch_size=64)
+    label_track(skel.keypoints, info.fps, windows, MA52_44, recognizer and recognizer.taxonomy, scores)
     model = time.perf_counter() - t
 
     totals = {}
@@ -109,7 +113,8 @@ def time_stages(video: Path, recognizer: Recognizer | None, estimator: SharedEst
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--videos", type=Path, default=ROOT / "examples" / "videos")
-    ap.add_argument("--weights", type=Path, default=ROOT.parent / "shared" / "fixtures" / "mmn_ma52" / "weights.pt",
+    ap.add_argument("--weights", type=Path, default=Path(os.environ.get("MMN_SHARED") or ROOT.parent / "shared")
+                    / "fixtures" / "mmn_ma52" / "weights.pt",
                     help="an MMN checkpoint (timing only; default: the test fixture if present)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--runs", type=int, default=3)

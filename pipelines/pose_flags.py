@@ -26,7 +26,7 @@ def add_pose_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--pose-checkpoint", help="mmpose: model checkpoint file")
     ap.add_argument("--pose-results", help="precomputed: AlphaPose Halpe-136 JSON or pyskl pickle with the skeletons")
     ap.add_argument("--pose-quality", default=DEFAULT_POSE_QUALITY, choices=POSE_QUALITIES,
-                    help="mediapipe: fast (models on every second frame while the person is tracked) or full "
+                    help="mediapipe: fast (models on every 2nd-3rd frame while the person is tracked) or full "
                          "(Holistic on every frame, as before fast); docs/pose-speed.md")
     ap.add_argument("--smoothing", default=PoseOptions.smoothing, choices=SMOOTHING_METHODS)
     ap.add_argument("--device", default="auto", choices=DEVICES, help="MMN's (and mmpose's) device")

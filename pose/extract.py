@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--out-dir", type=Path, required=True)
     ap.add_argument("--backend", default="mediapipe", choices=["mediapipe", "mmpose", "precomputed"])
     ap.add_argument("--pose-quality", default=DEFAULT_QUALITY, choices=POSE_QUALITIES,
-                    help="mediapipe: fast (default; models on every second frame while the person is tracked) or full "
+                    help="mediapipe: fast (default; models on every 2nd-3rd frame while the person is tracked) or full "
                          "(Holistic on every frame, the configuration before fast); docs/pose-speed.md")
     ap.add_argument("--smoothing", default="default", help="savgol | one_euro | none | default")
     ap.add_argument("--npy", action="store_true", help="also write <stem>.npy (N, 44, 2)")

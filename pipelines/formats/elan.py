@@ -311,8 +311,37 @@ def _parse(path: Path) -> _Node:
 
 def check_eaf(path: str | os.PathLike) -> None:
     """Raise :class:`AnnotationError` naming ``path`` unless it is a well-formed ELAN document
-    without a DOCTYPE (the strict parse every read of a person's file goes through first)."""
-    _parse(Path(path))
+    without a DOCTYPE (the strict parse every read of a person's file goes through first), whose
+    tier, annotation and time slot ids are each defined once (pympi keeps the last of two
+    same-named tiers: a merge would drop the other), whose PARENT_REFs name tiers and end, and
+    whose chains of ANNOTATION_REFs end (pympi follows a cycle forever)."""
+    doc = _Document(Path(path))
+    for name, tier in doc.tiers.items():
+        seen, parent = [name], tier.attrib.get("PARENT_REF")
+        while parent:
+            if parent not in doc.tiers:
+                raise AnnotationError(f"{path}:{tier.line}: tier {_echo(name)} has PARENT_REF {_echo(parent)}, "
+                                      f"which is no tier")
+            if parent in seen:
+                raise AnnotationError(f"{path}:{tier.line}: tier {_echo(name)}: its PARENT_REFs come back to "
+                                      f"{_echo(parent)} (a cycle)")
+            seen.append(parent)
+            parent = doc.tiers[parent].attrib.get("PARENT_REF")
+    ends: set[str] = set()  # annotations whose chain of references is known to end
+    for aid, (_, node) in doc.annotations.items():
+        chain = {aid: None}
+        while node.tag == "REF_ANNOTATION":
+            ref = node.attrib.get("ANNOTATION_REF")
+            if ref in ends:
+                break
+            if ref not in doc.annotations:
+                raise AnnotationError(f"{doc.where(aid)} refers to annotation {_echo(str(ref))}, which does not exist")
+            if ref in chain:
+                raise AnnotationError(f"{doc.where(aid)}: its chain of ANNOTATION_REFs comes back to {_echo(ref)} "
+                                      f"(a cycle)")
+            chain[ref] = None
+            node = doc.annotations[ref][1]
+        ends.update(chain)
 
 
 # A TIME_VALUE has at most this many characters: 15 digits of milliseconds are 31,000 years.

@@ -110,7 +110,7 @@ def forget(path: str | os.PathLike) -> None:
     """Remove the machine copy of ``path`` (its file was removed), and the folder of copies
     once it is empty."""
     copy = machine_copy(path)
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # none, or OUT/.machine is no folder
         copy.unlink()
     with contextlib.suppress(OSError):  # not empty, or already gone
         copy.parent.rmdir()

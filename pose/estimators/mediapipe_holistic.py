@@ -27,12 +27,13 @@ Two qualities (``quality``; :data:`QUALITIES`; measurements in docs/pose-speed.m
 
 - ``"full"``: MediaPipe's Holistic solution on every frame, one frame at a time (the only
   configuration before ``fast``);
-- ``"fast"`` (default): the same Holistic graph and models, run on every second frame while
-  the person is tracked (on every frame while MediaPipe has lost them, so that its detector
-  gets every chance to find them again, as in ``full``); a frame between two estimated ones
-  is their linear interpolation. Two frames are inside the graph at once (the pose of one
-  beside the hands and face of the one before), which gives the same landmarks as one at a
-  time, on two cores instead of about 1.2.
+- ``"fast"`` (default): the same Holistic graph and models, run on every third frame while
+  the person is tracked and still, every second frame while a landmark moves faster than
+  :data:`STILL_SPEED` torso lengths a frame, and every frame while MediaPipe has lost the
+  person (so that its detector gets every chance to find them again, as in ``full``); a
+  skipped frame is the linear interpolation of the estimates around it. Two frames are
+  inside the graph at once (the pose of one beside the hands and face of the one before),
+  which gives the same landmarks as one at a time, on two cores instead of about 1.2.
 """
 from __future__ import annotations
 
@@ -242,7 +243,8 @@ class MediaPipeHolisticEstimator(Estimator):
     Args:
         quality: ``"fast"`` (default) or ``"full"``, a preset of :data:`QUALITIES` (what each
             runs is in the module docstring); ``face_mesh``, ``hand_model`` and
-            ``frame_stride`` override its parts.
+            ``frame_stride`` override its parts; ``still_speed``: torso lengths per frame below
+            which the whole stride is skipped (``fast``).
         model_complexity: pose model size; only 1 ships with the wheel (0 and 2 download).
         smooth_landmarks: MediaPipe's own landmark filter across frames (video mode).
         min_detection_confidence, min_tracking_confidence: MediaPipe thresholds.
@@ -325,11 +327,13 @@ class MediaPipeHolisticEstimator(Estimator):
     def stream(self, frames: Iterable[tuple[int, float, np.ndarray | None]]) -> Iterator[FramePoses]:
         """One :class:`FramePoses` per frame, in order.
 
-        With ``frame_stride`` k > 1 the models run on frames 0, k, 2k, … and on the last
-        frame; a frame between two estimated ones is their linear interpolation
-        (``extra["interpolated"]``). Without the face mesh, up to :data:`IN_FLIGHT` estimated
-        frames are inside the graph at once (same results as one at a time). At most one
-        frame's pixels are held (the newest skipped one, in case it is the last)."""
+        With ``frame_stride`` k > 1 the models skip up to k - 1 frames after an estimate while
+        the person is still (no landmark faster than ``still_speed`` torso lengths a frame
+        between the last two estimates), one frame while they move, none while lost; a skipped
+        frame is the linear interpolation of the estimates around it (``extra["interpolated"]``);
+        the last frame is always estimated. Up to :data:`IN_FLIGHT` estimated frames are inside
+        the graph at once (same results as one at a time). At most one frame's pixels are held
+        (the newest skipped one, in case it is the last)."""
         k = self.preset.frame_stride
         if not self.pipelined:
             yield from super().stream(frames)
@@ -351,9 +355,8 @@ class MediaPipeHolisticEstimator(Estimator):
 
     def _estimates(self, frames: Iterable[tuple[int, float, np.ndarray | None]], k: int) -> Iterator[tuple]:
         """``("skipped", [(index, t), …])`` before each ``("estimated", FramePoses)``, in order,
-        keeping up to :data:`IN_FLIGHT` frames submitted ahead. A frame is skipped only while
-        the latest estimate found the person (else the detector runs on every frame, as in
-        ``full``) and fewer than k - 1 frames were skipped since the last estimate."""
+        keeping up to :data:`IN_FLIGHT` frames submitted ahead; how many frames may be skipped
+        is set from the latest result (:meth:`_resolve`)."""
         from collections import deque
 
         depth = IN_FLIGHT if self.pipelined else 1
