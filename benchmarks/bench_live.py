@@ -76,7 +76,7 @@ def run_live(clip: Path, weights: Path | None, out: Path, extra: list[str]) -> d
     """``python -m pipelines.live CLIP --realtime`` and what its lines and labels JSON say."""
     from pipelines.stages.windowing import make_windows
 
-    jsonl = out / "windows.jsonl"
+    jsonl = out.with_suffix(".jsonl")
     cmd = [sys.executable, "-m", "pipelines.live", str(clip), "--realtime", "--device", "cpu", "--out", str(out),
            "--jsonl", str(jsonl), *extra] + (["--weights", str(weights)] if weights else [])
     t0 = time.perf_counter()

@@ -110,7 +110,10 @@ def record_failure(job: VideoJob, outputs: Outputs, error: StageError, opts: Job
     disk is not an error here: the failure is still reported in the run's tables."""
     annotations = (outputs.events, outputs.eaf)
     for p in [p for p in outputs.all() if p not in annotations + (outputs.failed,)] + removable(annotations):
-        p.unlink(missing_ok=True)
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:  # a folder where an output goes: not the job's, left as it is
+            continue
         forget(p)
     doc = {"file": str(job.path), "stage": error.stage, "reason": str(error), "fingerprint": _file_stat(job.path),
            "pose": pose_record(opts.pose)}

@@ -129,9 +129,20 @@ def _stop_on_signals(engine: LiveEngine, source) -> Iterator[list[int]]:
 
 
 def _line_writer(out: IO[str]):
+    closed: list[bool] = []
+
     def write(record: dict) -> None:
-        out.write(json.dumps(record) + "\n")
-        out.flush()
+        if closed:
+            return
+        try:
+            out.write(json.dumps(record) + "\n")
+            out.flush()
+        except BrokenPipeError:  # `| head -1`: the reader quit; the session goes on and is written
+            closed.append(True)
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())  # no second BrokenPipe at exit
+            print("note: the reader of the JSON lines (stdout) went away; the session goes on without them",
+                  file=sys.stderr)
     return write
 
 
@@ -194,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return _session(args, opts, classifier, source, estimator, spec, key, _line_writer(out))
         except KeyboardInterrupt:
+            # a third Ctrl-C must not cut the closing of the source and the pose model short: an
+            # estimator left half-closed aborts the interpreter at exit (C++ terminate, status -6)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             print("\ninterrupted twice: stopped at once", file=sys.stderr)
             return 130
 
@@ -218,7 +232,12 @@ def _session(args, opts: JobOptions, classifier, source, estimator, spec: Source
     with _stop_on_signals(engine, source) as got:
         status, ended = _run(engine, source, spec, got)
         source.close()
-        session = engine.finish()
+        try:
+            session = engine.finish()
+        except RuntimeError as e:  # the classifier failed after the last frame: what it labelled is kept
+            print(f"error: {spec.label}: {e}", file=sys.stderr)
+            status, ended = 1, f"failed: {e}"
+            session = engine.finish()
         if overlay is not None:
             overlay.close()
         if args.out is not None:
@@ -240,7 +259,8 @@ def _write(args, opts, classifier, session, spec, key, ended, source) -> int:
     try:
         files = write_session(session, opts, classifier, key=key, video=video, ended=ended,
                               realtime=args.realtime or spec.kind != "file", recording=recording,
-                              dropped=source.dropped, progress=silent_progress)
+                              dropped=source.dropped, progress=silent_progress,
+                              recording_left_out=source.recorder.dropped if source.recorder is not None else None)
     except StageError as e:
         print(f"error: the session files could not be written: {e}", file=sys.stderr)
         return 1
@@ -252,4 +272,9 @@ def _write(args, opts, classifier, session, spec, key, ended, source) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if code == 130:  # interrupted: everything is written and closed, but a classifier thread cut short
+        sys.stdout.flush()  # by a second Ctrl-C may still be inside torch, whose teardown then aborts
+        sys.stderr.flush()  # the interpreter (C++ terminate, status -6): leave without the teardown
+        os._exit(code)
+    sys.exit(code)

@@ -183,6 +183,8 @@ class _Capture:
                 f"cannot be opened as a video stream within {connect_timeout:g} s"
             raise SourceError(spec.label, what)
         self.fps = _fps_or_default(float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0))
+        count = float(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)  # a URL of a file says; live streams don't
+        self.frame_count = int(count) if spec.kind == "url" and math.isfinite(count) and 0 < count < 1e9 else None
         self.width = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
 
@@ -200,6 +202,10 @@ class _Capture:
                                                            "stalled (read timeout)", index)
                     if index == 0:
                         raise SourceError(self.spec.label, "delivered no video frame")
+                    if self.frame_count is not None and index < self.frame_count - max(2, self.frame_count // 100):
+                        raise SourceError(self.spec.label, f"the stream ended after {index} of the {self.frame_count} "
+                                                           "frames it announced: the server went away or the "
+                                                           "connection was lost", index)
                     return
                 now = time.monotonic()
                 clock0 = now if clock0 is None else clock0

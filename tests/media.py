@@ -9,18 +9,24 @@ import av
 from tests.data import VIDEOS_DIR
 
 
-def faststart_truncated(src: Path, dst: Path, keep: float = 0.6) -> None:
-    """A clip whose index is at the front but whose media data stops at ``keep`` of the file:
-    it opens, decodes some frames, then runs dry — a download cut short."""
-    tmp = dst.with_suffix(".full.mp4")
-    with av.open(str(src)) as inp, av.open(str(tmp), "w", options={"movflags": "+faststart"}) as out:
+def faststart_copy(src: Path, dst: Path) -> bytes:
+    """``src`` remuxed (the same packets) with its index at the front, as a stream is served;
+    written to ``dst``, whose bytes are returned."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "+faststart"}) as out:
         s_in = inp.streams.video[0]
         s_out = out.add_stream_from_template(s_in)
         for packet in inp.demux(s_in):
             if packet.dts is not None:
                 packet.stream = s_out
                 out.mux(packet)
-    data = tmp.read_bytes()
+    return dst.read_bytes()
+
+
+def faststart_truncated(src: Path, dst: Path, keep: float = 0.6) -> None:
+    """A clip whose index is at the front but whose media data stops at ``keep`` of the file:
+    it opens, decodes some frames, then runs dry — a download cut short."""
+    tmp = dst.with_suffix(".full.mp4")
+    data = faststart_copy(src, tmp)
     dst.write_bytes(data[: int(len(data) * keep)])
     tmp.unlink()
 

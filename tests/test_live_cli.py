@@ -34,7 +34,8 @@ def _lines(text: str) -> list[dict]:
 
 
 def _no_temporaries(folder: Path) -> None:
-    left = [p.name for p in folder.iterdir() if ".part" in p.name or p.name.startswith(".")]
+    """No temporary file of an atomic write (``.NAME.XXXXXXXX.part``) is left, anywhere below."""
+    left = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.name.endswith(".part")]
     assert not left, f"temporary files left in {folder}: {left}"
 
 
@@ -147,8 +148,9 @@ def test_live_windows_equal_the_file_jobs(clip, labelled, golden_weights, tmp_pa
 
 def test_a_stream_url_gives_a_session_folder_with_its_recording(serve, tmp_path):
     """A clip served over HTTP on 127.0.0.1, without a checkpoint (model-free motion): the
-    session folder holds the recording (the stream's 75 frames), the skeleton, the labels JSON,
-    the events table and the ELAN file that links the recording."""
+    session folder holds the recording (the stream's 75 frames, but for those its encoder could
+    not keep up with, counted: a file served over HTTP comes faster than a camera's 30 fps), the
+    skeleton, the labels JSON, the events table and the ELAN file that links the recording."""
     server = serve(_streamable(CLIP, tmp_path / "remuxed.mp4"))
     out = tmp_path / "session"
     res = run_cli("pipelines.live", server.url, "--out", out, "--elan", "--jsonl", tmp_path / "w.jsonl",
@@ -158,7 +160,6 @@ def test_a_stream_url_gives_a_session_folder_with_its_recording(serve, tmp_path)
     assert len(recordings) == 1, sorted(p.name for p in out.iterdir())
     rec = recordings[0]
     key = rec.stem
-    assert sum(1 for _ in iter_frames(rec, decode=False)) == 75
     assert probe_video(rec).width == 1080
     for suffix in (".labels.json", ".skeleton.h5", ".events.csv", ".eaf", ".motion.csv"):
         assert (out / f"{key}{suffix}").is_file(), suffix
@@ -166,6 +167,8 @@ def test_a_stream_url_gives_a_session_folder_with_its_recording(serve, tmp_path)
     jsonschema.validate(doc, json.loads(LABELS_SCHEMA.read_text()))
     assert doc["labels_absent_reason"] and doc["live"]["kind"] == "url" and doc["live"]["recording"] == rec.name
     assert doc["video"]["file_name"] == rec.name and doc["video"]["frame_count"] == 75
+    recorded = sum(1 for _ in iter_frames(rec, decode=False))
+    assert recorded > 0 and recorded + doc["live"]["recording_frames_left_out"] == 75
     lines = _lines((tmp_path / "w.jsonl").read_text())
     assert [r["index"] for r in lines] == [w.index for w in make_windows(75, 30.0)]
     assert all("top_k" not in r and len(r["joint_heat"]) == 44 for r in lines)

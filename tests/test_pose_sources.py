@@ -15,7 +15,7 @@ import pytest
 from pose.sources import Recorder, SourceError, open_source, parse_source
 from pose.video import VideoError, iter_frames
 from tests.data import VIDEOS_DIR
-from tests.media import faststart_truncated
+from tests.media import faststart_copy, faststart_truncated
 
 CLIP = VIDEOS_DIR / "0030_01_0002.mp4"  # 75 frames, 30 fps
 FRAMES, FPS = 75, 30.0
@@ -29,15 +29,7 @@ def reference() -> list[tuple[int, float, np.ndarray]]:
 @pytest.fixture(scope="module")
 def streamable(tmp_path_factory) -> bytes:
     """The clip remuxed (same packets) with its index first, as a stream is served."""
-    dst = tmp_path_factory.mktemp("stream") / "clip.mp4"
-    with av.open(str(CLIP)) as inp, av.open(str(dst), "w", options={"movflags": "+faststart"}) as out:
-        s_in = inp.streams.video[0]
-        s_out = out.add_stream_from_template(s_in)
-        for packet in inp.demux(s_in):
-            if packet.dts is not None:
-                packet.stream = s_out
-                out.mux(packet)
-    return dst.read_bytes()
+    return faststart_copy(CLIP, tmp_path_factory.mktemp("stream") / "clip.mp4")
 
 
 class _Server:

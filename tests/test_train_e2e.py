@@ -48,6 +48,7 @@ def trained(tiny_root, tmp_path_factory):
     return work
 
 
+@pytest.mark.slow  # shares a 45-s training run (the module's `trained` fixture)
 def test_training_writes_checkpoints_logs_and_tensorboard(trained):
     for name in ("mmn_best.pt", "mmn_last.pt", "epoch_1.pth", "epoch_2.pth", "ma52_joint.py"):
         assert (trained / name).is_file(), name
@@ -62,6 +63,7 @@ def test_training_writes_checkpoints_logs_and_tensorboard(trained):
     assert any("lr" in s for s in scalars) and any("eval/top1" in s for s in scalars)
 
 
+@pytest.mark.slow  # shares a 45-s training run (the module's `trained` fixture)
 def test_resume_checkpoints_are_weights_only_loadable(trained):
     for p in trained.glob("epoch_*.pth"):
         assert torch.serialization.get_unsafe_globals_in_checkpoint(str(p)) == []
@@ -69,6 +71,7 @@ def test_resume_checkpoints_are_weights_only_loadable(trained):
         assert {"state_dict", "optimizer", "param_schedulers", "message_hub", "meta"} <= set(ckpt)
 
 
+@pytest.mark.slow  # shares a 45-s training run (the module's `trained` fixture)
 def test_trained_checkpoint_loads_everywhere_a_released_one_does(trained, golden_raw, tmp_path, capsys):
     model = load_official(trained / "mmn_best.pt")
     meta = model.meta
@@ -86,6 +89,7 @@ def test_trained_checkpoint_loads_everywhere_a_released_one_does(trained, golden
     np.testing.assert_allclose(out["logits"], pred.logits[0], atol=1e-4)
 
 
+@pytest.mark.slow  # shares a 45-s training run (the module's `trained` fixture)
 def test_resume_continues_from_the_last_epoch(trained, tiny_root, tmp_path):
     trained = Path(shutil.copytree(trained, tmp_path / "work"))  # the module's run stays as it was
     rc = train_cli.main([str(ROOT / "configs/ma52_joint.py"), "--work-dir", str(trained), "--device", "cpu",
@@ -98,6 +102,7 @@ def test_resume_continues_from_the_last_epoch(trained, tiny_root, tmp_path):
     assert load_official(trained / "mmn_last.pt").meta.provenance["epoch"] == 3
 
 
+@pytest.mark.slow  # shares a 45-s training run (the module's `trained` fixture)
 def test_test_cli_metrics_ensemble_and_submission(trained, tiny_root, tmp_path, golden_weights, capsys):
     bone_dir, out = tmp_path / "bone", tmp_path / "2s"
     # bone stream: the golden checkpoint (released format, so the config names its modality)
@@ -137,6 +142,7 @@ def test_test_cli_metrics_ensemble_and_submission(trained, tiny_root, tmp_path, 
         assert actions == list(best) and bodies == [int(a2b[a]) for a in actions]
 
 
+@pytest.mark.slow  # shares a 45-s training run (the module's `trained` fixture)
 def test_wrong_modality_and_bad_data_are_clear_errors(trained, tiny_root, tmp_path, capsys):
     assert test_cli.main([str(ROOT / "configs/ma52_bone.py"), "--weights", str(trained / "mmn_best.pt"),
                           "--device", "cpu", "--out-dir", str(tmp_path), "--cfg-options",

@@ -108,7 +108,10 @@ def _clip_from_annotation(ann: Mapping[str, Any], i: int, path: Path) -> Clip:
     name = str(ann.get("frame_dir", f"#{i}"))
     if "keypoint" not in ann:
         raise DatasetError(f"{path}: clip {name!r} has no 'keypoint'")
-    kp = np.asarray(ann["keypoint"])
+    try:
+        kp = np.asarray(ann["keypoint"])
+    except (ValueError, TypeError) as e:  # a ragged nested list: numpy's message names neither file nor clip
+        raise DatasetError(f"{path}: clip {name!r} keypoint is not an (M, T, V, 2) array ({str(e)[:120]})") from None
     if kp.dtype.kind == "c":
         raise DatasetError(f"{path}: clip {name!r} has complex keypoints ({kp.dtype}); coordinates are real pixels")
     if kp.dtype.kind not in "iuf":

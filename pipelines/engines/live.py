@@ -194,6 +194,7 @@ class LiveEngine:
         self._scores: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
         self._jobs: queue.Queue[_WindowJob | None] = queue.Queue(maxsize=opts.queue_windows)
         self._error: BaseException | None = None
+        self._error_raised = False
         self._worker = threading.Thread(target=self._work, name="live classifier", daemon=True)
         self._worker.start()
         self._finished: LiveSession | None = None
@@ -260,7 +261,9 @@ class LiveEngine:
                 continue
 
     def _raise_worker_error(self) -> None:
-        if self._error is not None:
+        """Raise the classifier's failure, once: :meth:`finish` after it returns what was labelled."""
+        if self._error is not None and not self._error_raised:
+            self._error_raised = True
             raise RuntimeError(f"live classifier failed: {type(self._error).__name__}: {self._error}") \
                 from self._error
 
@@ -311,7 +314,8 @@ class LiveEngine:
     def finish(self) -> LiveSession:
         """End of the stream (or a stop): release the post-processor's last frames, submit the
         remaining windows (the file job's last, end-aligned one included), wait for the
-        classifier and return the :class:`LiveSession`. Idempotent."""
+        classifier and return the :class:`LiveSession`. Idempotent. A classifier failure is
+        raised once (by :meth:`run` or here); a call after it returns the windows labelled before."""
         if self._finished is not None:
             return self._finished
         try:

@@ -106,6 +106,7 @@ class LiveRunner:
         self.recorder = None if record is None else Recorder(record, width, height, fps,
                                                              background_frames=DEFAULT_RECORD_QUEUE_FRAMES)
         self.recording: Path | None = None
+        self.recording_left_out = 0  # pushed frames the recording's encoder could not keep up with
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="live engine", daemon=True)
         self._thread.start()
@@ -151,6 +152,7 @@ class LiveRunner:
         self.feed.close()
         self._thread.join()
         if self.recorder is not None:
+            self.recording_left_out = self.recorder.dropped
             self.recording = self.recorder.close() if self.recorder.accepted else None
             if self.recording is None:
                 self.recorder.abort()

@@ -187,14 +187,16 @@ def _record(job: VideoJob, opts: JobOptions, classifier: Classifier | None, sour
 
 
 def live_section(session: LiveSession, ended: str, recording: Path | None, realtime: bool,
-                 dropped: int | None = None) -> dict[str, Any]:
-    """The labels document's ``live`` part: source, how it ended, frames and latency."""
+                 dropped: int | None = None, recording_left_out: int | None = None) -> dict[str, Any]:
+    """The labels document's ``live`` part: source, how it ended, frames and latency, the
+    recording and the frames its encoder could not keep (None: not counted)."""
     drops = max(session.frames_dropped, dropped or 0)
     total = session.frames_received + drops
     return {"source": session.info.source, "kind": session.info.kind, "realtime": realtime, "ended": ended,
             "frames_received": session.frames_received, "frames_dropped": drops,
             "drop_rate": round(drops / total, 4) if total else 0.0, "windows": len(session.records),
-            "latency_s": latency_summary(session.records), "recording": recording.name if recording else None}
+            "latency_s": latency_summary(session.records), "recording": recording.name if recording else None,
+            "recording_frames_left_out": recording_left_out if recording else None}
 
 
 def session_document(session: LiveSession, job: VideoJob, opts: JobOptions, classifier: Classifier | None,
@@ -220,11 +222,14 @@ def session_document(session: LiveSession, job: VideoJob, opts: JobOptions, clas
 
 def write_session(session: LiveSession, opts: JobOptions, classifier: Classifier | None, *, key: str,
                   video: Path, ended: str, realtime: bool, recording: Path | None = None,
-                  dropped: int | None = None, progress: ProgressFactory | None = None) -> SessionFiles | None:
+                  dropped: int | None = None, recording_left_out: int | None = None,
+                  progress: ProgressFactory | None = None) -> SessionFiles | None:
     """Write the session's files into ``opts.out`` under ``key`` (module doc); ``video``: the
     file the outputs link (the source file, or the recording); ``ended``: how the session
     ended (``"source ended"``, ``"interrupted"``, ``"source failed: …"``); ``dropped``: the
-    source's own drop count when it knows more (frames dropped after the last one received).
+    source's own drop count when it knows more (frames dropped after the last one received);
+    ``recording_left_out``: frames the recording's encoder could not keep up with
+    (:attr:`pose.sources.Recorder.dropped`).
     None when no frame was received (nothing to write). Raises
     :class:`pipelines.stages.errors.StageError` for a file that cannot be written."""
     from pipelines.stages.progress import tqdm_frames
@@ -234,7 +239,7 @@ def write_session(session: LiveSession, opts: JobOptions, classifier: Classifier
     job = VideoJob(video, key)
     outputs = Outputs.for_key(opts.out, key)
     outputs.clean_leftovers()
-    live = live_section(session, ended, recording, realtime, dropped)
+    live = live_section(session, ended, recording, realtime, dropped, recording_left_out)
     doc, skel, result, _ = session_document(session, job, opts, classifier, live)
     try:
         write_skeleton(skel, outputs.skeleton)

@@ -13,7 +13,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,18 @@ def _check_classes(preds: Predictions, tax: Taxonomy) -> None:
                                   f"0..{tax.num_classes - 1} of taxonomy {tax.name!r}")
 
 
+def _check_within(spans: Sequence[ValueSpan], videos: Mapping[str, VideoFacts]) -> None:
+    """Refuse a gold span that starts after its video ends (beyond a frame), where the
+    predictions know the video's duration: gold for another video, or in other time units."""
+    for s in spans:
+        facts = videos.get(s.video)
+        if facts is not None and facts.duration_s is not None and facts.fps:
+            if s.start_s >= facts.duration_s + 1.0 / facts.fps:
+                raise AnnotationError(f"{s.source}: span {s.start_s:g}-{s.end_s:g} s of video {s.video!r} starts "
+                                      f"after the video ends ({facts.duration_s:g} s in {facts.file}): is this gold "
+                                      f"of another video?")
+
+
 def _check_grid(videos: Mapping[str, tuple[float, float]], classes: int, gold: Annotations,
                 pred_videos: Mapping[str, VideoFacts]) -> None:
     """Refuse a frame grid too large to hold (a time far past any video's end: 10^7 s of gold
@@ -168,9 +180,10 @@ def prepare(pred_paths: Sequence[str | os.PathLike], gold_paths: Sequence[str | 
     pred_videos = preds.videos if preds is not None else coder.videos
     for video, facts in gold.videos.items():
         if video not in pred_videos:
-            shown = ", ".join(sorted(pred_videos)[:8]) + (" …" if len(pred_videos) > 8 else "")
+            shown = ", ".join(map(shown_label, sorted(pred_videos)[:8])) + (" …" if len(pred_videos) > 8 else "")
             raise AnnotationError(f"{facts.file}: video {video!r} has gold but no prediction (predicted videos: "
                                   f"{shown or 'none'})")
+    _check_within(gold.spans, pred_videos)
     pred_segs = preds.detections if preds is not None else _indexed(coder.spans, lookup, unmatched["predictions"])
     kept = [s for s in pred_segs if s.video in gold.videos]
     end: dict[str, float] = {}
@@ -201,8 +214,10 @@ def _frames_section(inp: AgreementInputs, classes: Sequence[int]) -> dict[str, A
         g, p = by_video.get((video, True), []), by_video.get((video, False), [])
         gl.append(frame_labels(g, n, fps, by_score=False))
         pl.append(frame_labels(p, n, fps, by_score=not inp.annotated))
-        gp.append(presence([replace(s, label=column[s.label]) for s in g], n, fps, len(classes)))
-        pp.append(presence([replace(s, label=column[s.label]) for s in p], n, fps, len(classes)))
+        gp.append(presence([ScoredSegment(s.video, s.start_s, s.end_s, column[s.label]) for s in g], n, fps,
+                           len(classes)))
+        pp.append(presence([ScoredSegment(s.video, s.start_s, s.end_s, column[s.label]) for s in p], n, fps,
+                           len(classes)))
     overall = cohen_kappa(np.concatenate(gl), np.concatenate(pl))
     g_all, p_all = np.concatenate(gp), np.concatenate(pp)
     per_class = {str(c): {"name": inp.taxonomy[c].label,

@@ -28,7 +28,7 @@ Interval = tuple[float, float, str, str, str, str]  # start, stop, subject, code
 def _load(path: Path) -> dict[str, Any]:
     try:
         project = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise AnnotationError(f"{path}: cannot be read as a BORIS project to keep its edits ({e})") from None
     if not isinstance(project, dict) or not isinstance(project.get("observations"), dict):
         raise AnnotationError(f"{path}: not a BORIS project (no observations)")
@@ -94,10 +94,24 @@ def _ethogram(user: Mapping, base: Mapping, new: Mapping) -> dict[str, Any]:
 
 def merge_boris(path: Path, base_text: str | None, new_text: str) -> tuple[str, EditReport]:
     """The merged project text of the edited ``path``, its machine copy ``base_text`` and the
-    job's ``new_text`` (module doc); raises :class:`AnnotationError` naming ``path``."""
+    job's ``new_text`` (module doc); raises :class:`AnnotationError` naming ``path`` (also for a
+    project whose parts have the wrong shapes: an observation that is a number, an event that is
+    no list). A machine copy that is no longer a project counts as none: all the person's kept."""
     user = _load(path)
-    base = json.loads(base_text) if base_text is not None else {"observations": {}, "behaviors_conf": {}}
-    new = json.loads(new_text)
+    try:
+        base = json.loads(base_text) if base_text is not None else None
+    except (ValueError, RecursionError):
+        base = None
+    if not isinstance(base, dict) or not isinstance(base.get("observations"), dict):
+        base = {"observations": {}, "behaviors_conf": {}}
+    try:
+        return _merge(path, user, base, json.loads(new_text))
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as e:
+        raise AnnotationError(f"{path}: a part of the project is not what BORIS writes, so its edits cannot be "
+                              f"kept ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _merge(path: Path, user: dict[str, Any], base: dict[str, Any], new: dict[str, Any]) -> tuple[str, EditReport]:
     merged = {k: v for k, v in new.items()}
     merged.update({k: v for k, v in user.items() if k not in _MERGED_FIELDS and base.get(k) != v})
     merged["behaviors_conf"] = _ethogram(user, base, new)

@@ -125,7 +125,10 @@ def merge_eaf(path: Path, base_text: str | None, new_text: str) -> tuple[str, Ed
         user = _load(path)
     except Exception as e:  # pympi raises bare Exception for unreadable files
         raise AnnotationError(f"{path}: cannot be read as ELAN to keep its edits ({e})") from None
-    base = _load_text(base_text) if base_text is not None else None
+    try:
+        base = _load_text(base_text) if base_text is not None else None
+    except Exception:  # a machine copy that is no longer ELAN counts as none: every tier of the person's is kept
+        base = None
     new = _load_text(new_text)
     deleted = _drop_deleted(new, user, base)
     kept = _kept_tiers(user, base)

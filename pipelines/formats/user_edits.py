@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.atomic import atomic_write_text
+from pipelines.formats.spans import AnnotationError
 
 __all__ = ["MACHINE_DIR", "EditReport", "edited_by_user", "forget", "machine_copy", "merge_csv_rows", "removable",
            "write_keeping_edits"]
@@ -93,13 +94,17 @@ def write_keeping_edits(path: str | os.PathLike, new_text: str, merge: Merge) ->
     ``merge(path, base_text, new_text)`` (base: the machine copy, None without one) and return
     its report. The machine copy becomes ``new_text`` either way."""
     path = Path(path)
+    copy = machine_copy(path)
+    for where in (copy.parent, copy):  # checked first: what the person wrote is merged only where it can be kept
+        if where.exists() and (where.is_dir() != (where == copy.parent)):
+            raise AnnotationError(f"{where}: not a {'folder' if where == copy.parent else 'file'}; the job keeps "
+                                  f"there what it wrote, to tell a person's edits from its own: move it away")
     report = None
     text = new_text
     if edited_by_user(path):
         base = machine_copy(path)
         base_text = base.read_text(encoding="utf-8") if base.is_file() else None
         text, report = merge(path, base_text, new_text)
-    copy = machine_copy(path)
     copy.parent.mkdir(exist_ok=True)
     atomic_write_text(path, text)
     atomic_write_text(copy, new_text)
@@ -148,6 +153,10 @@ def merge_csv_rows(path: Path, base_text: str | None, new_text: str) -> tuple[st
     user_header, user_rows = _rows(path.read_text(encoding="utf-8-sig"))
     base_rows = _rows(base_text)[1] if base_text is not None else []
     key = [c for c in header if c in user_header] or header
+    if user_header and not set(header) & set(user_header):  # merging would stuff each row into one cell
+        raise AnnotationError(f"{path}:1: none of the table's columns ({','.join(header[:4])},…) is in its header "
+                              f"{user_header[0][:60]!r}: saved with another separator (';')? Save it as "
+                              f"comma-separated CSV")
 
     def ident(row: dict[str, str]) -> tuple[str, ...]:
         return tuple(_normalised(row.get(c, "")) for c in key)
