@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.config import POSE_BACKENDS, AppConfig, ConfigError, load_config
+from app.config import POSE_BACKENDS, AppConfig, ConfigError, load_app_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k != "config"}
     try:
-        cfg = load_config(args.config, os.environ, overrides)
+        cfg = load_app_config(args.config, os.environ, overrides)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

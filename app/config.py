@@ -176,7 +176,7 @@ def from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     return _normalise(found, "environment")
 
 
-def load_config(config_file: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,
+def load_app_config(config_file: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,
                 overrides: Mapping[str, Any] | None = None) -> AppConfig:
     """Defaults ← config file (``config_file`` or ``$MMN_APP_CONFIG``) ← environment ← ``overrides``
     (command-line values; ``None`` means "not given")."""

@@ -25,9 +25,9 @@ from tqdm import tqdm
 
 from core.atomic import FolderError, ensure_writable_folder
 from core.cli import unit_interval
+from pipelines.cli_flags import add_pose_arguments, add_window_arguments, pose_options, window_options
 from pipelines.dataset_builder import BuildOptions, DatasetBuildError, build_training_set, report_path
 from pipelines.formats.spans import AnnotationError
-from pipelines.pose_flags import add_pose_arguments, add_window_arguments, pose_options, window_options
 from pipelines.stages.errors import StageError
 
 __all__ = ["build_parser", "main"]

@@ -28,11 +28,16 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from core.atomic import FolderError, ensure_writable_folder
-from core.cli import positive_float, positive_int, unit_interval
-from mmn.model import MAP_NAMES
+from core.cli import positive_float
+from pipelines.cli_flags import (
+    add_label_arguments,
+    add_pose_arguments,
+    add_window_arguments,
+    pose_options,
+    window_options,
+)
 from pipelines.formats.labels_doc import NO_LABELS_NOTE, NO_WEIGHTS_REASON
-from pipelines.options import JobOptions, option_default
-from pipelines.pose_flags import add_pose_arguments, add_window_arguments, pose_options, window_options
+from pipelines.options import JobOptions
 from pose.sources import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_QUEUE_FRAMES,
@@ -53,19 +58,13 @@ LIVE_QUEUE_FRAMES = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = option_default
     ap = argparse.ArgumentParser(prog="python -m pipelines.live",
                                  description="Label a camera, a stream or a video file with micro-actions as it "
                                              "happens.")
     ap.add_argument("source", help="camera index (0), stream URL (rtsp://…, http://…) or video file")
-    ap.add_argument("--weights", type=Path, help="MMN joint checkpoint (without it: model-free motion only)")
-    ap.add_argument("--weights-bone", type=Path, help="MMN bone checkpoint: adds the 2S ensemble")
+    add_label_arguments(ap)
     add_pose_arguments(ap)
     add_window_arguments(ap)
-    ap.add_argument("--threshold", type=unit_interval, default=d("threshold"),
-                    help="min top-1 probability to join a segment")
-    ap.add_argument("--top-k", type=positive_int, default=d("top_k"))
-    ap.add_argument("--heatmap", default=d("heatmap"), choices=MAP_NAMES, help="modulation map kept as the heat")
     ap.add_argument("--realtime", action="store_true", help="pace a file at its own frame rate, as a camera")
     ap.add_argument("--jsonl", type=Path, help="write the JSON lines here (default: stdout)")
     ap.add_argument("--out", type=Path, help="session folder: skeleton, labels JSON, events, pictures, recording")
@@ -97,6 +96,8 @@ def _options(ap: argparse.ArgumentParser, args: argparse.Namespace) -> JobOption
         ap.error("--elan needs --out (the session folder)")
     if args.jsonl is not None and not args.jsonl.parent.is_dir():
         ap.error(f"--jsonl {args.jsonl}: no such folder {args.jsonl.parent}")
+    if args.jsonl is not None and args.jsonl.is_dir():
+        ap.error(f"--jsonl {args.jsonl}: is a folder, not a file")
     try:
         if args.out is not None:
             ensure_writable_folder(args.out)
@@ -126,6 +127,11 @@ def _stop_on_signals(engine: LiveEngine, source) -> Iterator[list[int]]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _close_quietly(f: IO[str]) -> None:
+    with contextlib.suppress(OSError):
+        f.close()
 
 
 def _line_writer(out: IO[str]):
@@ -201,7 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         stack.callback(estimator.close)
         stack.callback(source.close)
-        out = stack.enter_context(args.jsonl.open("w", encoding="utf-8")) if args.jsonl else sys.stdout
+        try:
+            out = args.jsonl.open("w", encoding="utf-8") if args.jsonl else sys.stdout
+        except OSError as e:
+            print(f"error: --jsonl {args.jsonl}: {e.strerror or e}", file=sys.stderr)
+            return 2
+        if args.jsonl:  # a line that could not be written (a full disk) was reported then: not again at close
+            stack.callback(_close_quietly, out)
         try:
             return _session(args, opts, classifier, source, estimator, spec, key, _line_writer(out))
         except KeyboardInterrupt:

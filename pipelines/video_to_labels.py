@@ -27,9 +27,15 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from core.atomic import FolderError, ensure_writable_folder
-from core.cli import non_negative_int, positive_int, unit_interval
+from core.cli import non_negative_int, positive_int
 from core.signals import terminate_as_interrupt
-from mmn.model import MAP_NAMES
+from pipelines.cli_flags import (
+    add_label_arguments,
+    add_pose_arguments,
+    add_window_arguments,
+    pose_options,
+    window_options,
+)
 from pipelines.discovery import VideoJob, discover, select_shard
 from pipelines.drawing.render import CLIP_PRESETS, CLIP_SIZES
 from pipelines.engines import engine_outcomes
@@ -39,7 +45,6 @@ from pipelines.formats.spans import AnnotationError
 from pipelines.formats.tables import RunTables, summary_row
 from pipelines.job import VideoOutcome
 from pipelines.options import JobOptions, option_default
-from pipelines.pose_flags import add_pose_arguments, add_window_arguments, pose_options, window_options
 from pipelines.stages.pose import LAYOUT
 
 if TYPE_CHECKING:
@@ -65,15 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("inputs", nargs="+", type=Path, help="video files and/or folders")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--recursive", action="store_true", help="look for videos in sub-folders too")
-    ap.add_argument("--weights", type=Path, help="MMN joint checkpoint (the authors' or mmn.train's)")
-    ap.add_argument("--weights-bone", type=Path, help="MMN bone checkpoint: adds the 2S ensemble")
+    add_label_arguments(ap)
     add_pose_arguments(ap)
     add_window_arguments(ap)
-    ap.add_argument("--threshold", type=unit_interval, default=d("threshold"),
-                    help="min top-1 probability to join a segment")
-    ap.add_argument("--top-k", type=positive_int, default=d("top_k"))
-    ap.add_argument("--heatmap", default=d("heatmap"), choices=MAP_NAMES,
-                    help="modulation map drawn as the per-joint heat (with --weights)")
     ap.add_argument("--batch-size", type=positive_int, default=d("batch_size"), help="windows per MMN batch")
     ap.add_argument("--export-clips", action="store_true", help="also write KEY.annotated.mp4")
     ap.add_argument("--elan", action="store_true",

@@ -29,6 +29,8 @@ from tests.data import (
 )
 from tests.media import clips_and_broken_files
 
+pytest_plugins = ["tests.stream_server"]  # the `serve` fixture: a clip over HTTP on 127.0.0.1
+
 # CI sets MMN_NO_SKIP=1: there every optional piece (mmpose, chromium, the shared fixtures) is
 # installed on purpose, so a test that would skip is a broken setup and must fail, not vanish.
 NO_SKIP = os.environ.get("MMN_NO_SKIP") == "1"

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.config import AppConfig, ConfigError, from_environment, load_config
+from app.config import AppConfig, ConfigError, from_environment, load_app_config
 from app.folders import RequestFolders
 from app.live import RESTART_GAP_S, LiveBusy, LiveLimits, LiveSessions, fit_frame
 from app.live_views import NO_LABELS, now_html, timeline_html, windows_html
@@ -149,19 +149,19 @@ def test_frames_are_scaled_to_the_pixel_bound_and_kept_at_the_sessions_size(fram
 
 
 def test_live_settings_come_from_the_config_like_the_other_bounds(tmp_path):
-    cfg = load_config(None, {"MMN_APP_LIVE_MAX_S": "90", "MMN_APP_LIVE_SESSIONS": "2"}, {"live_fps": 5})
+    cfg = load_app_config(None, {"MMN_APP_LIVE_MAX_S": "90", "MMN_APP_LIVE_SESSIONS": "2"}, {"live_fps": 5})
     assert (cfg.live_max_s, cfg.live_sessions, cfg.live_fps) == (90.0, 2, 5.0)
     assert LiveLimits.of(cfg) == LiveLimits(90.0, 2, 5.0, AppConfig.live_idle_s, AppConfig.max_frame_pixels)
     assert "Sessions up to 90 s, 2 sessions at a time" in cfg.live_limits_text()
     assert "one session at a time" in AppConfig().live_limits_text()
     toml = tmp_path / "app.toml"
     toml.write_text("live-max-s = 30\n")
-    assert load_config(toml, {}).live_max_s == 30.0
+    assert load_app_config(toml, {}).live_max_s == 30.0
     for bad, words in (({"MMN_APP_LIVE_SESSIONS": "0"}, "live_sessions must be at least 1"),
                        ({"MMN_APP_LIVE_MAX_S": "-5"}, "live_max_s must be positive"),
                        ({"MMN_APP_LIVE_FPS": "60"}, "live_fps must be between 1 and 30")):
         with pytest.raises(ConfigError, match=words):
-            load_config(None, bad)
+            load_app_config(None, bad)
     with pytest.raises(ConfigError, match="live_sessions"):
         from_environment({"MMN_APP_LIVE_SESSIONS": "two"})
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.config import AppConfig, ConfigError, load_config
+from app.config import AppConfig, ConfigError, load_app_config
 from app.engine import Settings, StageProgress, safe_key
 from app.summaries import clip_top_k, top_k_html, window_at
 from app.validate import Limits, UploadError, check_upload, sniff_container
@@ -27,14 +27,14 @@ def test_config_precedence_file_env_flags(tmp_path):
     cfg_file = tmp_path / "app.toml"
     cfg_file.write_text('port = 9000\nhost = "0.0.0.0"\nmax-upload-mb = 10\nshare = true\n')
     env = {"MMN_APP_PORT": "9100", "MMN_APP_MAX_DURATION_S": "30", "MMN_APP_SHARE": "no", "OTHER": "x"}
-    cfg = load_config(cfg_file, env, {"port": 9200, "host": None})
+    cfg = load_app_config(cfg_file, env, {"port": 9200, "host": None})
     assert (cfg.port, cfg.host, cfg.max_upload_mb, cfg.max_duration_s, cfg.share) == (9200, "0.0.0.0", 10.0, 30.0, False)
     assert cfg.max_upload_bytes == 10 * 1024 * 1024
     assert "10 MB" in cfg.limits_text() and "30 s" in cfg.limits_text()
 
 
 def test_config_defaults_are_private_and_local():
-    cfg = load_config(None, {}, {})
+    cfg = load_app_config(None, {}, {})
     assert cfg == AppConfig()
     assert (cfg.host, cfg.port, cfg.share, cfg.weights) == ("127.0.0.1", 7860, False, None)
 
@@ -42,7 +42,7 @@ def test_config_defaults_are_private_and_local():
 def test_config_file_from_environment_and_json(tmp_path):
     f = tmp_path / "app.json"
     f.write_text(json.dumps({"weights": "w.pt", "queue_size": 3}))
-    cfg = load_config(None, {"MMN_APP_CONFIG": str(f)}, {})
+    cfg = load_app_config(None, {"MMN_APP_CONFIG": str(f)}, {})
     assert cfg.weights == Path("w.pt") and cfg.queue_size == 3
 
 
@@ -57,7 +57,7 @@ def test_config_file_from_environment_and_json(tmp_path):
 ])
 def test_config_errors_are_readable(mapping, words):
     with pytest.raises(ConfigError, match=words):
-        load_config(None, mapping, {})
+        load_app_config(None, mapping, {})
 
 
 # --------------------------------------------------------------------------- upload checks

@@ -593,3 +593,22 @@ def test_events_table_re_saved_with_semicolons_is_refused_not_mangled(tmp_path):
     with pytest.raises(AnnotationError, match=r"clip\.events\.csv.*separator"):
         write_keeping_edits(path, machine.replace("0.9999", "0.9"), merge_csv_rows)
     assert path.read_bytes() == before
+
+
+@pytest.mark.timeout(300)
+def test_jsonl_that_is_a_folder_or_a_full_disk_is_named_without_a_traceback(tmp_path):
+    """``--jsonl FOLDER`` was an IsADirectoryError traceback (exit 1); ``--jsonl /dev/full``
+    (a full disk) wrote the session but ended in a traceback when the file was closed."""
+    from tests.data import VIDEOS_DIR
+
+    clip = VIDEOS_DIR / "0019_02_0078.mp4"
+    folder = tmp_path / "lines"
+    folder.mkdir()
+    res = run_cli("pipelines.live", clip, "--jsonl", folder, timeout=240)
+    assert res.returncode == 2 and str(folder) in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    out = tmp_path / "session"
+    res = run_cli("pipelines.live", clip, "--jsonl", "/dev/full", "--out", out, timeout=240)
+    assert res.returncode == 1 and "No space left" in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert (out / "0019_02_0078.labels.json").is_file()

@@ -3,18 +3,15 @@ recording, Ctrl-C, bad sources, ``--realtime`` and ``--show`` under Xvfb. Real c
 (examples/videos; the golden checkpoint from MMN_SHARED)."""
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-import av
 import jsonschema
 import numpy as np
 import pytest
@@ -24,6 +21,7 @@ from pose.sources import Recorder
 from pose.video import iter_frames, probe_video
 from tests.cli import run_cli, start_cli
 from tests.data import LABELS_SCHEMA, VIDEOS_DIR
+from tests.media import faststart_copy
 
 CLIPS = sorted(VIDEOS_DIR.glob("*.mp4"))
 CLIP = VIDEOS_DIR / "0030_01_0002.mp4"  # 75 frames, 30 fps, 1080x1296
@@ -37,63 +35,6 @@ def _no_temporaries(folder: Path) -> None:
     """No temporary file of an atomic write (``.NAME.XXXXXXXX.part``) is left, anywhere below."""
     left = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.name.endswith(".part")]
     assert not left, f"temporary files left in {folder}: {left}"
-
-
-def _streamable(src: Path, dst: Path) -> bytes:
-    """``src`` remuxed (same packets) with its index first, as a stream is served."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "+faststart"}) as out:
-        s_in = inp.streams.video[0]
-        s_out = out.add_stream_from_template(s_in)
-        for packet in inp.demux(s_in):
-            if packet.dts is not None:
-                packet.stream = s_out
-                out.mux(packet)
-    return dst.read_bytes()
-
-
-class _Server:
-    """A threaded HTTP server on 127.0.0.1 sending ``data`` (or its first ``cut`` part, then
-    holding the connection silent: a stalled stream)."""
-
-    def __init__(self, data: bytes, cut: float | None = None) -> None:
-        release = self.release = threading.Event()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "video/mp4")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data if cut is None else data[:int(len(data) * cut)])
-                self.wfile.flush()
-                if cut is not None:
-                    release.wait(60)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/session.mp4"
-
-    def close(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def serve():
-    servers: list[_Server] = []
-
-    def start(data: bytes, cut: float | None = None) -> _Server:
-        servers.append(_Server(data, cut))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.close()
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +92,7 @@ def test_a_stream_url_gives_a_session_folder_with_its_recording(serve, tmp_path)
     session folder holds the recording (the stream's 75 frames, but for those its encoder could
     not keep up with, counted: a file served over HTTP comes faster than a camera's 30 fps), the
     skeleton, the labels JSON, the events table and the ELAN file that links the recording."""
-    server = serve(_streamable(CLIP, tmp_path / "remuxed.mp4"))
+    server = serve(faststart_copy(CLIP, tmp_path / "remuxed.mp4"))
     out = tmp_path / "session"
     res = run_cli("pipelines.live", server.url, "--out", out, "--elan", "--jsonl", tmp_path / "w.jsonl",
                   timeout=600)
@@ -238,7 +179,7 @@ def test_a_url_that_does_not_answer_exits_2_within_the_connect_timeout():
 def test_a_stream_that_stalls_exits_1_after_writing_what_was_labelled(serve, tmp_path):
     """The server sends 60% of the clip and then nothing: the read timeout (1 s) ends the
     session with exit 1, and the frames that came are written as a session."""
-    server = serve(_streamable(CLIP, tmp_path / "remuxed.mp4"), cut=0.6)
+    server = serve(faststart_copy(CLIP, tmp_path / "remuxed.mp4"), cut=0.6)
     out = tmp_path / "session"
     t0 = time.monotonic()
     res = run_cli("pipelines.live", server.url, "--read-timeout", "1", "--out", out, timeout=300)

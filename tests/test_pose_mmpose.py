@@ -15,7 +15,7 @@ pytest.importorskip("mmpose")
 torch = pytest.importorskip("torch")
 
 from pose.estimators import create_estimator  # noqa: E402
-from pose.estimators.mmpose_wholebody import CheckpointError, resolve_config  # noqa: E402
+from pose.estimators.mmpose_wholebody import PoseCheckpointError, resolve_config  # noqa: E402
 from pose.extract import extract_skeleton  # noqa: E402
 from pose.keypoint_tables import COCO_WB133, ESTIMATED  # noqa: E402
 from pose.video import iter_frames  # noqa: E402
@@ -88,12 +88,12 @@ def test_checkpoint_loads_weights_only_with_sha256(estimator, tmp_path):
     a, b = estimator.process(f, i, t), loaded.process(f, i, t)
     np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)
     assert loaded.options()["checkpoint"] == ckpt.name and loaded.options()["random_init"] is False
-    with pytest.raises(CheckpointError, match="does not match the expected"):
+    with pytest.raises(PoseCheckpointError, match="does not match the expected"):
         create_estimator("mmpose", config=CONFIG, checkpoint=ckpt, checkpoint_sha256="0" * 64)
     partial = tmp_path / "partial.pth"
     sd = estimator.model.state_dict()
     torch.save({"state_dict": {k: v for k, v in list(sd.items())[:10]}}, partial)
-    with pytest.raises(CheckpointError, match="does not fit the config's model"):
+    with pytest.raises(PoseCheckpointError, match="does not fit the config's model"):
         create_estimator("mmpose", config=CONFIG, checkpoint=partial)
 
 

@@ -2,9 +2,7 @@
 and a clear, bounded error for every bad source."""
 from __future__ import annotations
 
-import http.server
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -30,53 +28,6 @@ def reference() -> list[tuple[int, float, np.ndarray]]:
 def streamable(tmp_path_factory) -> bytes:
     """The clip remuxed (same packets) with its index first, as a stream is served."""
     return faststart_copy(CLIP, tmp_path_factory.mktemp("stream") / "clip.mp4")
-
-
-class _Server:
-    """A threaded HTTP server on 127.0.0.1 that sends ``data`` (all of it, or only ``cut`` of
-    it and then holds the connection open without sending, a stalled stream)."""
-
-    def __init__(self, data: bytes, cut: float | None = None) -> None:
-        self.release = threading.Event()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "video/mp4")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data if cut is None else data[:int(len(data) * cut)])
-                self.wfile.flush()
-                if cut is not None:
-                    server.release.wait(30)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/session.mp4"
-
-    def close(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(data: bytes, cut: float | None = None) -> _Server:
-        servers.append(_Server(data, cut))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.close()
 
 
 def test_parse_source_kinds():

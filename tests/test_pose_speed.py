@@ -126,7 +126,7 @@ def test_fast_skips_frames_and_interpolates_them() -> None:
 def test_quality_is_part_of_the_job_record_and_the_settings() -> None:
     from app.config import AppConfig, ConfigError
     from app.engine import server_pose_options
-    from pipelines.pose_flags import add_pose_arguments, pose_options
+    from pipelines.cli_flags import add_pose_arguments, pose_options
     from pipelines.stages.pose import PoseOptions, pose_record
 
     ap = argparse.ArgumentParser()

@@ -81,7 +81,7 @@ def stream_logits(path: Path, cfg: Config, split: str, modality: str, device: to
     return predict(model, dataset, device, batch_size), dataset, file_names
 
 
-def write_submission(logits: np.ndarray, names: Sequence[str], out_dir: Path, k: int = 5) -> Path:
+def write_classification_submission(logits: np.ndarray, names: Sequence[str], out_dir: Path, k: int = 5) -> Path:
     """MA-52 challenge files: ``prediction.csv`` with ``vid`` (clip name + ``.mp4``),
     ``action_pred_1..k`` (best first) and ``body_pred_1..k`` (their body levels), zipped
     as ``prediction.zip``. Returns the zip's path."""
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                        f"{cfg.dataset} {final_name} · {args.split} · Top-1 {rows[final_name]['top1']:.2f}%")
     if args.submission:
         try:
-            result["submission"] = str(write_submission(final, names, out_dir))
+            result["submission"] = str(write_classification_submission(final, names, out_dir))
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

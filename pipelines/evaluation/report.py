@@ -33,7 +33,7 @@ from pipelines.evaluation.sources import (
     read_predictions,
 )
 from pipelines.formats.spans import AnnotationError
-from pipelines.formats.submission import read_submission, write_submission
+from pipelines.formats.submission import read_submission, write_detection_submission
 
 __all__ = ["FRAME_RATE", "MAX_GRID_CELLS", "AgreementInputs", "agreement_document", "class_lookup", "draw_agreement",
            "prepare", "resolve_taxonomy", "run_agreement"]
@@ -298,7 +298,7 @@ def run_agreement(pred_paths: Sequence[str | os.PathLike], gold_paths: Sequence[
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = sorted(inp.predictions, key=lambda s: (s.video, s.start_s, s.end_s, s.label, -s.score))
-    write_submission(out / "detections.csv", rows)
+    write_detection_submission(out / "detections.csv", rows)
     written = tuple(read_submission(out / "detections.csv", inp.taxonomy.num_classes))
     inp = AgreementInputs(inp.gold, written, inp.taxonomy, inp.videos, inp.unmatched, inp.skipped, inp.annotated)
     doc = agreement_document(inp)

@@ -22,7 +22,7 @@ from pipelines.evaluation.detection_ap import ScoredSegment
 from pipelines.formats.spans import AnnotationError
 
 __all__ = ["SCORE_DECIMALS", "SUBMISSION_COLUMNS", "TIME_DECIMALS", "is_submission_header", "read_submission",
-           "submission_text", "write_submission"]
+           "submission_text", "write_detection_submission"]
 
 SUBMISSION_COLUMNS = ("video_id", "t_start", "t_end", "class", "score")
 TIME_DECIMALS = 4
@@ -41,7 +41,7 @@ def submission_text(segments: Iterable[ScoredSegment]) -> str:
     return csv_text(SUBMISSION_COLUMNS, rows)
 
 
-def write_submission(path: str | os.PathLike, segments: Iterable[ScoredSegment]) -> Path:
+def write_detection_submission(path: str | os.PathLike, segments: Iterable[ScoredSegment]) -> Path:
     """Write :func:`submission_text` atomically to ``path``."""
     return atomic_write_text(path, submission_text(segments))
 

@@ -35,12 +35,12 @@ from .base import Estimator, FramePoses
 DEFAULT_CONFIG = "rtmw-m_8xb1024-270e_cocktail14-256x192.py"
 
 
-class CheckpointError(RuntimeError):
+class PoseCheckpointError(RuntimeError):
     pass
 
 
-def verify_sha256(path: str | os.PathLike, expected: str | None) -> None:
-    """Raise :class:`CheckpointError` unless the file's sha256 starts with ``expected``.
+def check_download_digest(path: str | os.PathLike, expected: str | None) -> None:
+    """Raise :class:`PoseCheckpointError` unless the file's sha256 starts with ``expected``.
 
     ``expected`` may be the full 64-hex digest or a prefix of at least 8 (OpenMMLab file names
     carry the first 8, e.g. ``...-cd5e845c_20230123.pth``).
@@ -52,7 +52,7 @@ def verify_sha256(path: str | os.PathLike, expected: str | None) -> None:
         raise ValueError(f"sha256 must be hex, at least 8 characters, got {expected!r}")
     actual = sha256_file(path)
     if not actual.startswith(expected):
-        raise CheckpointError(f"{path}: sha256 {actual} does not match the expected {expected}")
+        raise PoseCheckpointError(f"{path}: sha256 {actual} does not match the expected {expected}")
 
 
 def mmpose_config_dir() -> Path:
@@ -83,15 +83,15 @@ def load_weights(model: Any, checkpoint: str | os.PathLike, sha256: str | None =
     """Load a checkpoint weights-only into ``model``; returns the checkpoint's ``meta`` dict.
 
     Raises:
-        CheckpointError: missing file, wrong sha256, unreadable, or (``strict``) keys that
+        PoseCheckpointError: missing file, wrong sha256, unreadable, or (``strict``) keys that
             do not match the model (a checkpoint for another config).
     """
     import torch
 
     path = Path(checkpoint)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    verify_sha256(path, sha256)
+        raise PoseCheckpointError(f"{path}: checkpoint file not found")
+    check_download_digest(path, sha256)
     safe = [np.ndarray, np.dtype]
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         try:
@@ -104,14 +104,14 @@ def load_weights(model: Any, checkpoint: str | os.PathLike, sha256: str | None =
         with torch.serialization.safe_globals(safe):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - report any unpickling failure with the file name
-        raise CheckpointError(f"{path}: cannot load weights-only ({type(e).__name__}: {e})") from None
+        raise PoseCheckpointError(f"{path}: cannot load weights-only ({type(e).__name__}: {e})") from None
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: no state_dict in checkpoint")
+        raise PoseCheckpointError(f"{path}: no state_dict in checkpoint")
     state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if strict and (missing or unexpected):
-        raise CheckpointError(f"{path}: checkpoint does not fit the config's model: "
+        raise PoseCheckpointError(f"{path}: checkpoint does not fit the config's model: "
                               f"{len(missing)} missing keys (e.g. {missing[:3]}), "
                               f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
     meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}

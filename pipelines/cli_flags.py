@@ -1,12 +1,13 @@
-"""The pose and window flags of the command lines that run the pose stage
-(``video_to_labels``, ``build_dataset``): one definition, mapped to
-:class:`pipelines.stages.pose.PoseOptions` and :class:`pipelines.stages.windowing.WindowOptions`
-(whose defaults they show)."""
+"""The flags the command lines share (``video_to_labels``, ``live``, ``build_dataset``): one
+definition each, mapped to :class:`pipelines.stages.pose.PoseOptions`,
+:class:`pipelines.stages.windowing.WindowOptions` and the labelling fields of
+:class:`pipelines.options.JobOptions` (whose defaults they show)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from core.cli import positive_float
+from core.cli import positive_float, positive_int, unit_interval
 from pipelines.stages.pose import PoseOptions
 from pipelines.stages.windowing import WindowOptions
 from pose.estimators import BACKENDS as POSE_BACKENDS
@@ -14,7 +15,7 @@ from pose.estimators import DEFAULT_QUALITY as DEFAULT_POSE_QUALITY
 from pose.estimators import POSE_QUALITIES
 from pose.postprocess import SMOOTHING_METHODS
 
-__all__ = ["add_pose_arguments", "add_window_arguments", "pose_options", "window_options"]
+__all__ = ["add_label_arguments", "add_pose_arguments", "add_window_arguments", "pose_options", "window_options"]
 
 
 def add_pose_arguments(ap: argparse.ArgumentParser) -> None:
@@ -52,3 +53,18 @@ def add_window_arguments(ap: argparse.ArgumentParser) -> None:
 def window_options(args: argparse.Namespace) -> WindowOptions:
     """The :class:`WindowOptions` of the flags."""
     return WindowOptions(window=args.window, stride=args.stride)
+
+
+def add_label_arguments(ap: argparse.ArgumentParser) -> None:
+    """``--weights``, ``--weights-bone``, ``--threshold``, ``--top-k`` and ``--heatmap``."""
+    from mmn.model import MAP_NAMES
+    from pipelines.options import option_default as d
+
+    ap.add_argument("--weights", type=Path,
+                    help="MMN joint checkpoint, the authors' or mmn.train's (without it: model-free motion only)")
+    ap.add_argument("--weights-bone", type=Path, help="MMN bone checkpoint: adds the 2S ensemble")
+    ap.add_argument("--threshold", type=unit_interval, default=d("threshold"),
+                    help="min top-1 probability to join a segment")
+    ap.add_argument("--top-k", type=positive_int, default=d("top_k"))
+    ap.add_argument("--heatmap", default=d("heatmap"), choices=MAP_NAMES,
+                    help="modulation map drawn as the per-joint heat (with --weights)")
