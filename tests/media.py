@@ -40,3 +40,19 @@ def clips_and_broken_files(folder: Path) -> Path:
     (folder / "empty.mp4").write_bytes(b"")
     (folder / "notes.mp4").write_text("this is a text file, not a video\n")
     return folder
+
+
+def coder_eaf(path: Path, spans: list[tuple[float, float, str]], media: str = "/data/clip.mp4",
+              tier: str = "micro-action") -> Path:
+    """An ELAN file as a coder's ELAN saves it (made with pympi): ``spans`` (start s, end s,
+    value) on ``tier``, the video ``media`` linked."""
+    import pympi
+
+    eaf = pympi.Elan.Eaf(author="coder")
+    eaf.add_linked_file("file://" + media, relpath=Path(media).name, mimetype="video/mp4")
+    eaf.add_tier(tier)
+    for start, end, value in spans:
+        eaf.add_annotation(tier, int(round(start * 1000)), int(round(end * 1000)), value)
+    eaf.remove_tier("default")
+    eaf.to_file(str(path))
+    return path

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import jsonschema
 import numpy as np
-import pympi
 import pytest
 
 from pipelines.agreement import main
@@ -17,18 +16,9 @@ from pipelines.evaluation.detection_ap import TIOU_THRESHOLDS
 from pipelines.formats.submission import read_submission
 from tests.cli import run_cli
 from tests.data import LABELS_SCHEMA, SHARED, shared
+from tests.media import coder_eaf
 
-
-def _eaf(path: Path, spans: list[tuple[float, float, str]], media: str = "/data/interview 7.mp4",
-         tier: str = "micro-action") -> Path:
-    eaf = pympi.Elan.Eaf(author="coder")
-    eaf.add_linked_file("file://" + media, relpath=Path(media).name, mimetype="video/mp4")
-    eaf.add_tier(tier)
-    for start, end, value in spans:
-        eaf.add_annotation(tier, int(round(start * 1000)), int(round(end * 1000)), value)
-    eaf.remove_tier("default")
-    eaf.to_file(str(path))
-    return path
+MEDIA = "/data/interview 7.mp4"  # the video both coders' files link
 
 
 def _run(capsys, *args) -> tuple[int, str, str]:
@@ -40,8 +30,8 @@ def _run(capsys, *args) -> tuple[int, str, str]:
 def test_two_coders_elan_files_by_hand(tmp_path, capsys):
     """Coder A: nod 0-2 s, shake 2-4 s; coder B: nod 0-1 s, shake 1-4 s, nod 4-5 s. Both link
     'interview 7.mp4' (the files' own stems differ). 10 frames per second, 50 frames."""
-    a = _eaf(tmp_path / "coder_a.eaf", [(0, 2, "nod"), (2, 4, "shake")])
-    b = _eaf(tmp_path / "coder_b.eaf", [(0, 1, "nod"), (1, 4, "shake"), (4, 5, "nod")])
+    a = coder_eaf(tmp_path / "coder_a.eaf", [(0, 2, "nod"), (2, 4, "shake")], media=MEDIA)
+    b = coder_eaf(tmp_path / "coder_b.eaf", [(0, 1, "nod"), (1, 4, "shake"), (4, 5, "nod")], media=MEDIA)
     code, out, err = _run(capsys, b, "--gold", a, "--out", tmp_path / "out", "--fps", "10")
     assert code == 0, err
     doc = json.loads((tmp_path / "out" / "agreement.json").read_text())
@@ -111,8 +101,8 @@ def _expect_error(capsys, tmp_path, args, *patterns):
 
 
 def test_bad_input_names_the_file_exit_2(tmp_path, capsys):
-    a = _eaf(tmp_path / "a.eaf", [(0, 2, "nod")])
-    b = _eaf(tmp_path / "b.eaf", [(0, 2, "nod")], media="/data/elsewhere.mp4")
+    a = coder_eaf(tmp_path / "a.eaf", [(0, 2, "nod")], media=MEDIA)
+    b = coder_eaf(tmp_path / "b.eaf", [(0, 2, "nod")], media="/data/elsewhere.mp4")
     _expect_error(capsys, tmp_path, [b, "--gold", a], f"{a}: video 'interview 7' has gold but no prediction",
                   "elsewhere")
     _expect_error(capsys, tmp_path, [a, "--gold", a, "--tier", "gestures"], f"{a}: no tier 'gestures'",
@@ -120,7 +110,7 @@ def test_bad_input_names_the_file_exit_2(tmp_path, capsys):
     neg = tmp_path / "neg.csv"
     neg.write_text("video,start_s,end_s,label\nv.mp4,-1.0,2.0,nod\n")
     _expect_error(capsys, tmp_path, [a, "--gold", neg], f"{neg}:2: negative start -1 s")
-    zero = _eaf(tmp_path / "zero.eaf", [(0, 2, "nod")])
+    zero = coder_eaf(tmp_path / "zero.eaf", [(0, 2, "nod")], media=MEDIA)
     text = zero.read_text().replace('TIME_VALUE="2000"', 'TIME_VALUE="0"')
     zero.write_text(text)
     _expect_error(capsys, tmp_path, [a, "--gold", zero], f"{zero}:", "ends at 0.000 s, not after its start 0.000 s")
@@ -210,8 +200,8 @@ def test_labels_documents_old_and_new(tmp_path, capsys):
     top = [{"index": 0, "name": "shaking body", "prob": 0.7}, {"index": 9, "name": "nodding", "prob": 0.05}]
     _labels(out / "v2.labels.json", "v2.mp4", 30, [{"index": 0, "start_frame": 0, "end_frame": 20, "top_k": top},
                                                    {"index": 1, "start_frame": 10, "end_frame": 30, "top_k": top}], None)
-    g1 = _eaf(tmp_path / "g1.eaf", [(0, 2, "B1 nodding"), (1, 4, "A1 shaking body")], media="/v/v1.mp4")
-    g2 = _eaf(tmp_path / "g2.eaf", [(0, 3, "A1 shaking body")], media="/v/v2.mp4")
+    g1 = coder_eaf(tmp_path / "g1.eaf", [(0, 2, "B1 nodding"), (1, 4, "A1 shaking body")], media="/v/v1.mp4")
+    g2 = coder_eaf(tmp_path / "g2.eaf", [(0, 3, "A1 shaking body")], media="/v/v2.mp4")
     code, _, err = _run(capsys, out, "--gold", g1, g2, "--out", tmp_path / "out")
     assert code == 0, err
     assert (tmp_path / "out" / "detections.csv").read_text().splitlines() == [

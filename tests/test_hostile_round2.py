@@ -17,18 +17,7 @@ from pipelines.agreement import main as agreement_main
 from pipelines.formats.boris import read_boris
 from pipelines.formats.spans import AnnotationError
 from tests.cli import run_cli
-
-
-def _eaf(path: Path, spans: list[tuple[float, float, str]], media: str = "/data/clip.mp4",
-         tier: str = "micro-action") -> Path:
-    eaf = pympi.Elan.Eaf(author="coder")
-    eaf.add_linked_file("file://" + media, relpath=Path(media).name, mimetype="video/mp4")
-    eaf.add_tier(tier)
-    for start, end, value in spans:
-        eaf.add_annotation(tier, int(round(start * 1000)), int(round(end * 1000)), value)
-    eaf.remove_tier("default")
-    eaf.to_file(str(path))
-    return path
+from tests.media import coder_eaf
 
 
 def _agree(capsys, *args) -> tuple[int, str]:
@@ -73,8 +62,8 @@ def test_boris_project_of_wrong_shapes_is_named(tmp_path, text):
 def test_gold_span_far_past_any_video_is_refused_not_allocated(tmp_path, capsys):
     """A gold ELAN span ending at 10^7 s (115 days) made a 3·10^8-frame grid: 19 GB and no end.
     Now: exit 2 within seconds, naming the file."""
-    gold = _eaf(tmp_path / "gold.eaf", [(0, 1, "nod"), (1, 10 ** 7, "shake")])
-    pred = _eaf(tmp_path / "coder.eaf", [(0, 1, "nod"), (1, 4, "shake")])
+    gold = coder_eaf(tmp_path / "gold.eaf", [(0, 1, "nod"), (1, 10 ** 7, "shake")])
+    pred = coder_eaf(tmp_path / "coder.eaf", [(0, 1, "nod"), (1, 4, "shake")])
     t0 = time.monotonic()
     code, err = _agree(capsys, pred, "--gold", gold, "--out", tmp_path / "out")
     assert code == 2 and "gold.eaf" in err and "frame" in err, err
@@ -200,15 +189,15 @@ def test_gold_that_is_not_a_regular_file_says_so(tmp_path, capsys, kind):
     """A gold folder or FIFO was reported as 'no such file'."""
     gold = tmp_path / "gold.eaf"
     gold.mkdir() if kind == "folder" else os.mkfifo(gold)
-    pred = _eaf(tmp_path / "coder.eaf", [(0, 1, "nod")])
+    pred = coder_eaf(tmp_path / "coder.eaf", [(0, 1, "nod")])
     code, err = _agree(capsys, pred, "--gold", gold, "--out", tmp_path / "out")
     assert code == 2 and "gold.eaf" in err and "not a regular file" in err, err
 
 
 def test_two_coders_value_with_a_line_break_names_the_file(tmp_path, capsys):
     """Two coders' values become classes; a value with a line feed made an uncaught TaxonomyError."""
-    gold = _eaf(tmp_path / "gold.eaf", [(0, 1, "n\nd"), (1, 2, "shake")])
-    pred = _eaf(tmp_path / "coder.eaf", [(0, 1, "nod")])
+    gold = coder_eaf(tmp_path / "gold.eaf", [(0, 1, "n\nd"), (1, 2, "shake")])
+    pred = coder_eaf(tmp_path / "coder.eaf", [(0, 1, "nod")])
     code, err = _agree(capsys, pred, "--gold", gold, "--out", tmp_path / "out")
     assert code == 2 and "gold.eaf" in err and "U+000A" in err, err
 
@@ -220,7 +209,7 @@ def test_picture_of_many_spans_is_drawn_in_bounded_time(tmp_path):
     rows = "".join(f"clip,{2 * i},{2 * i + 1},nod\n" for i in range(20_000))
     gold = tmp_path / "gold.csv"
     gold.write_text("video,start_s,end_s,label\n" + rows)
-    pred = _eaf(tmp_path / "coder.eaf", [(0, 1, "nod")])
+    pred = coder_eaf(tmp_path / "coder.eaf", [(0, 1, "nod")])
     inp = prepare([pred], [gold])
     doc = agreement_document(inp)
     done = threading.Event()
@@ -240,8 +229,8 @@ def _machine_eaf(tmp_path: Path) -> tuple[Path, str]:
     """``OUT/KEY.eaf`` as the job left it (with its machine copy) and the text a rerun would write."""
     from pipelines.formats.user_edits import machine_copy
 
-    first = _eaf(tmp_path / "first.eaf", [(0, 1, "A1 shaking body")]).read_text()
-    new = _eaf(tmp_path / "new.eaf", [(0, 2, "B1 nodding")]).read_text()
+    first = coder_eaf(tmp_path / "first.eaf", [(0, 1, "A1 shaking body")]).read_text()
+    new = coder_eaf(tmp_path / "new.eaf", [(0, 2, "B1 nodding")]).read_text()
     out = tmp_path / "out"
     (out / ".machine").mkdir(parents=True)
     (out / "clip.eaf").write_text(first)

@@ -14,8 +14,6 @@ file; a CSV span table's ``video`` column; a submission's ``video_id``.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -29,7 +27,7 @@ from urllib.parse import unquote
 from pipelines.discovery import VIDEO_SUFFIXES
 from pipelines.evaluation.detection_ap import ScoredSegment
 from pipelines.evaluation.detections import detections_from_probs, window_probs
-from pipelines.formats.boris import is_boris_header, media_stem, read_boris
+from pipelines.formats.boris import is_boris_header, media_stem, read_boris, table_rows
 from pipelines.formats.elan import read_eaf_spans
 from pipelines.formats.spans import AnnotationError, read_csv_spans
 from pipelines.formats.submission import is_submission_header, read_submission
@@ -116,15 +114,7 @@ def _check_file(path: Path) -> None:
 
 def _csv_header(path: Path) -> list[list[str]]:
     """The first rows of a table (enough to find a BORIS header below its facts block)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise AnnotationError(f"{path}: cannot read as UTF-8 text ({e})") from None
-    if not text.strip():
-        raise AnnotationError(f"{path}: empty file")
-    first = text.splitlines()[0]
-    rows = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if "\t" in first else ",")
-    return [row for _, row in zip(range(60), rows)]
+    return table_rows(path, limit=60)
 
 
 def _table_kind(path: Path) -> str:

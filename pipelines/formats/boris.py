@@ -43,7 +43,7 @@ from core.taxonomy import Taxonomy
 from pipelines.formats.spans import AnnotationError, Span
 
 __all__ = ["BORIS_PROJECT_FORMAT", "NO_FOCAL_SUBJECT", "BorisAnnotations", "BorisObservation", "BorisPoint",
-           "boris_project", "is_boris_header", "media_stem", "observation_from_labels", "read_boris",
+           "boris_project", "is_boris_header", "media_stem", "observation_from_labels", "read_boris", "table_rows",
            "write_boris_project"]
 
 BORIS_PROJECT_FORMAT = "7.0"  # BORIS 8's project_format_version
@@ -107,8 +107,9 @@ def is_boris_header(cells: Sequence[str]) -> bool:
     return {"Subject", "Behavior"} <= names and ("Time" in names or "Start (s)" in names)
 
 
-def _table(path: Path) -> tuple[list[list[str]], int]:
-    """The rows of an export and the index of its header row."""
+def table_rows(path: Path, limit: int | None = None) -> list[list[str]]:
+    """The rows (the first ``limit``) of a CSV or TSV table, tab-separated when its first line
+    has a tab (BORIS writes both); raises :class:`AnnotationError` for an unreadable or empty file."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
@@ -116,7 +117,13 @@ def _table(path: Path) -> tuple[list[list[str]], int]:
     if not text.strip():
         raise AnnotationError(f"{path}: empty file")
     first = text.splitlines()[0]
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t" if "\t" in first else ","))
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if "\t" in first else ",")
+    return list(rows) if limit is None else [row for _, row in zip(range(limit), rows)]
+
+
+def _table(path: Path) -> tuple[list[list[str]], int]:
+    """The rows of an export and the index of its header row."""
+    rows = table_rows(path)
     for i, row in enumerate(rows):
         if is_boris_header(row):
             return rows, i
