@@ -23,6 +23,7 @@ Removing outputs (a failed rerun, ``--overwrite``, leftovers) goes through
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.atomic import atomic_write_text
+from core.csv_table import csv_text, plain_cell
 from pipelines.formats.spans import AnnotationError
 
 __all__ = ["MACHINE_DIR", "EditReport", "edited_by_user", "forget", "machine_copy", "merge_csv_rows", "removable",
@@ -93,22 +95,26 @@ def write_keeping_edits(path: str | os.PathLike, new_text: str, merge: Merge) ->
     """Write ``new_text`` to ``path`` atomically, unless a person edited the file: then write
     ``merge(path, base_text, new_text)`` (base: the machine copy, None without one) and return
     its report. The machine copy becomes ``new_text`` either way."""
-    path = Path(path)
-    copy = machine_copy(path)
-    for where in (copy.parent, copy):  # checked first: what the person wrote is merged only where it can be kept
-        if where.exists() and (where.is_dir() != (where == copy.parent)):
-            raise AnnotationError(f"{where}: not a {'folder' if where == copy.parent else 'file'}; the job keeps "
-                                  f"there what it wrote, to tell a person's edits from its own: move it away")
+    path, copy = Path(path), machine_copy(path)
+    # checked first: a person's edits are merged only where the job can keep its copy
+    if copy.parent.exists() and not copy.parent.is_dir():
+        raise _copy_place_error(copy.parent, "folder")
+    if copy.is_dir():
+        raise _copy_place_error(copy, "file")
     report = None
     text = new_text
     if edited_by_user(path):
-        base = machine_copy(path)
-        base_text = base.read_text(encoding="utf-8") if base.is_file() else None
+        base_text = copy.read_text(encoding="utf-8") if copy.is_file() else None
         text, report = merge(path, base_text, new_text)
     copy.parent.mkdir(exist_ok=True)
     atomic_write_text(path, text)
     atomic_write_text(copy, new_text)
     return report
+
+
+def _copy_place_error(where: Path, kind: str) -> AnnotationError:
+    return AnnotationError(f"{where}: not a {kind}; the job keeps there what it wrote, to tell a person's edits "
+                           f"from its own: move it away")
 
 
 def forget(path: str | os.PathLike) -> None:
@@ -125,8 +131,6 @@ def forget(path: str | os.PathLike) -> None:
 
 
 def _normalised(cell: str) -> str:
-    from core.csv_table import plain_cell
-
     cell = plain_cell(cell.strip())
     try:
         return repr(round(float(cell), 4))
@@ -135,8 +139,6 @@ def _normalised(cell: str) -> str:
 
 
 def _rows(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    import csv
-
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, [])
     return header, [dict(zip(header, row)) for row in reader if any(c.strip() for c in row)]
@@ -147,8 +149,6 @@ def merge_csv_rows(path: Path, base_text: str | None, new_text: str) -> tuple[st
     spreadsheet re-saves them (numbers to 4 decimals, the formula guard undone). Columns a
     person added are kept, empty in the machine's rows. Rows are ordered by the first column
     that parses as a time (``start_s``), machine and person rows together."""
-    from core.csv_table import csv_text, plain_cell
-
     header, new_rows = _rows(new_text)
     user_header, user_rows = _rows(path.read_text(encoding="utf-8-sig"))
     base_rows = _rows(base_text)[1] if base_text is not None else []
