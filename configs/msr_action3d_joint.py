@@ -1,9 +1,11 @@
 # MMN on MSR Action3D (2D Kinect joints, pyskl format), cross-subject split, joint stream.
 # This project's small-set config, not the released recipe: 291 training clips need the
 # faithful STCA at p=0.5, a 3-epoch warm-up and batches of 16 (18 updates per epoch).
-# Measured on an idle 2-core AMD EPYC: val Top-1 82.91% at the best epoch (30), 82.55% after
-# 40, in 10 min 16 s (chance 5%; a ridge classifier on per-joint mean/std features ~70%; the
-# released recipe without augmentation, 25 epochs, 67-68%).
+# Measured on an idle 2-core AMD EPYC (torch 2.13.0+cpu, 2 threads), val Top-1 over seeds 1/2/3:
+# best 80.36/81.45/82.55% (epochs 35/40/35), last 79.64/81.45/82.55%, 14 min 28 s to 15 min 15 s
+# per run. The same seed and thread count on the same machine give the same weights bit for bit
+# (docs/training.md, "Determinism"). Chance 5%; a ridge classifier on per-joint mean/std features
+# ~70%; the released recipe without augmentation, 25 epochs, 67-68%.
 _base_ = ['./_base_.py']
 
 dataset = 'msr_action3d'

@@ -8,27 +8,31 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from mmn import load_official
 from mmn import test as test_cli
 from mmn import train as train_cli
 from tests.data import ROOT
 
-# 8 epochs of batch 8 (288 updates), 1 warm-up epoch: about 2 minutes on 2 idle AMD EPYC cores.
-SCHEDULE = ["train.epochs=8", "train.batch_size=8", "train.warmup_epochs=1", "train.val_interval=8",
+# 8 epochs of batch 8 (288 updates), 1 warm-up epoch, seed 1 on 2 threads: about 3 minutes on 2
+# idle AMD EPYC cores, and the same Top-1 bit for bit on the same machine (test_train_determinism).
+SCHEDULE = ["seed=1", "train.epochs=8", "train.batch_size=8", "train.warmup_epochs=1", "train.val_interval=8",
             "checkpoint.interval=8"]
-MIN_TOP1 = 40.0  # percent; measured 52.7% (1 thread) and 49.5% (2 threads), seed 1: thread count alone moves it
+# Measured at this schedule (docs/training.md, "The CI test"), Top-1 for seeds 1/2/3: 44.36 / 50.91
+# / 55.27 % on 2 threads, 43.27 / 50.55 / 54.91 % on 1. Rounding alone (1 thread against 2, as
+# another CPU rounds differently) moved a seed by at most 1.09 points; the seeds differ by 11. So
+# the test pins seed 1 and holds it to its own 44.36 % less twice the rounding effect: a drop of
+# 2.4 points or more fails, a CPU that rounds differently passes.
+MIN_TOP1 = 42.0  # percent; chance is 5 %
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_msr_action3d_short_schedule_learns(tmp_path, msr_pkl):
-    torch.set_num_threads(2)
     work = tmp_path / "msr"
     config = ROOT / "configs" / "msr_action3d_joint.py"
     assert train_cli.main([str(config), "--work-dir", str(work), "--device", "cpu",
-                           "--cfg-options", f"data.path={msr_pkl}", *SCHEDULE]) == 0
+                           "--threads", "2", "--cfg-options", f"data.path={msr_pkl}", *SCHEDULE]) == 0
     model = load_official(work / "mmn_best.pt")
     meta = model.meta
     top1 = meta.provenance["val_metrics"]["eval/top1"]

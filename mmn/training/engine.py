@@ -40,7 +40,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel, is_model_wrapper
-from mmengine.runner import Runner
+from mmengine.runner import Runner, set_random_seed
 
 from core.layouts import LAYOUTS, SkeletonLayout
 from core.safe_pickle import load_data_pickle
@@ -548,6 +548,9 @@ def build_runner(cfg: Config, work_dir: str | os.PathLike, *, launcher: str = "n
     train_set, file_names = build_dataset(cfg, "train", training=True, seed=seed)
     val_set, _ = build_dataset(cfg, "val", training=False)
     taxonomy = taxonomy_from_cfg(cfg, file_names)
+    # The Runner seeds only when it is constructed, after the model below has drawn its initial
+    # weights: seed here too, or `seed` fixes the data order but not the starting point.
+    set_random_seed(seed)
     model = MMNClassifier(model_config(cfg, layout), t["label_smoothing"], clip_names=train_set.names)
     init_report = None if init_from is None else init_from_checkpoint(model.mmn, init_from, taxonomy, layout)
 
