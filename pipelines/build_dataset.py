@@ -27,7 +27,7 @@ from core.atomic import FolderError, ensure_writable_folder
 from core.cli import unit_interval
 from pipelines.cli_flags import add_pose_arguments, add_window_arguments, pose_options, window_options
 from pipelines.dataset_builder import BuildOptions, DatasetBuildError, build_training_set, report_path
-from pipelines.formats.spans import AnnotationError
+from pipelines.formats.spans import AnnotationError, check_annotation_file
 from pipelines.stages.errors import StageError
 
 __all__ = ["build_parser", "main"]
@@ -66,10 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         ensure_writable_folder(args.out.parent)
         if args.videos is not None and not args.videos.is_dir():
             raise FolderError(f"--videos {args.videos}: no such folder")
-        missing = [str(p) for p in args.annotations if not p.is_file()]
-        if missing:
-            raise FileNotFoundError(f"no such annotation file: {', '.join(missing)}")
-    except (ValueError, FolderError, FileNotFoundError) as e:
+        for path in args.annotations:
+            check_annotation_file(path)
+    except (ValueError, FolderError) as e:
         ap.error(str(e))
     try:
         report = build_training_set(args.annotations, opts, progress=_progress,

@@ -135,6 +135,14 @@ def _fps_or_default(fps: float) -> float:
     return fps if math.isfinite(fps) and 0 < fps <= 1000 else 30.0
 
 
+def _not_opened(elapsed_s: float, timeout_s: float) -> str:
+    """Why a URL did not open: the time limit, or FFmpeg giving up sooner (a redirect loop, a
+    refused protocol, a stream it cannot read)."""
+    if elapsed_s >= 0.75 * timeout_s:
+        return f"cannot be opened as a video stream within {timeout_s:g} s"
+    return f"cannot be opened as a video stream (FFmpeg gave up after {elapsed_s:.1f} s)"
+
+
 def _check_tcp(spec: SourceSpec, timeout: float) -> None:
     """Connect to a URL's host and port first, so that a refused or silent address gets its own
     message (OpenCV only says that it could not open)."""
@@ -176,12 +184,12 @@ class _Capture:
             _check_tcp(spec, connect_timeout)
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(connect_timeout * 1000),
                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, int((read_timeout + 1) * 1000)]
+            started = time.monotonic()
             self.cap = cv2.VideoCapture(spec.text, cv2.CAP_FFMPEG, params)
         if not self.cap.isOpened():
             self.cap.release()
-            what = "camera cannot be opened (busy, or not a capture device)" if spec.kind == "camera" else \
-                f"cannot be opened as a video stream within {connect_timeout:g} s"
-            raise SourceError(spec.label, what)
+            raise SourceError(spec.label, "camera cannot be opened (busy, or not a capture device)"
+                              if spec.kind == "camera" else _not_opened(time.monotonic() - started, connect_timeout))
         self.fps = _fps_or_default(float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0))
         count = float(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)  # a URL of a file says; live streams don't
         self.frame_count = int(count) if spec.kind == "url" and math.isfinite(count) and 0 < count < 1e9 else None

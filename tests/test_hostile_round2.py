@@ -194,6 +194,19 @@ def test_gold_that_is_not_a_regular_file_says_so(tmp_path, capsys, kind):
     assert code == 2 and "gold.eaf" in err and "not a regular file" in err, err
 
 
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_build_dataset_annotation_that_is_not_a_regular_file_says_so(tmp_path, capsys, kind):
+    """build_dataset called a folder or a FIFO given as the annotation file 'no such annotation file'."""
+    from pipelines.build_dataset import main as build_main
+
+    annotations = tmp_path / "coder.eaf"
+    annotations.mkdir() if kind == "folder" else os.mkfifo(annotations)
+    with pytest.raises(SystemExit) as exit_:
+        build_main([str(annotations), "--out", str(tmp_path / "data.pkl")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "coder.eaf" in err and "not a regular file" in err, err
+
+
 def test_two_coders_value_with_a_line_break_names_the_file(tmp_path, capsys):
     """Two coders' values become classes; a value with a line feed made an uncaught TaxonomyError."""
     gold = coder_eaf(tmp_path / "gold.eaf", [(0, 1, "n\nd"), (1, 2, "shake")])

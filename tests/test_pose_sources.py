@@ -2,7 +2,9 @@
 and a clear, bounded error for every bad source."""
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -107,6 +109,32 @@ def test_a_server_that_never_answers_raises_the_connect_timeout():
         listener.close()
     assert 1.3 <= took <= 1.5 + 5.5
     assert str(err.value).startswith(url) and "1.5 s" in str(err.value) and err.value.frames_read == 0
+
+
+def test_a_redirect_loop_says_ffmpeg_gave_up_not_the_time_limit():
+    """FFmpeg stops following a URL that redirects to itself after a few seconds; the message
+    said 'within 10 s' all the same."""
+    class RedirectToItself(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RedirectToItself)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/loop.mp4"
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(SourceError) as err:
+            open_source(url, connect_timeout=20)
+        took = time.monotonic() - t0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert took < 15 and "FFmpeg gave up after" in str(err.value) and "20 s" not in str(err.value), str(err.value)
 
 
 def test_nothing_listening_is_a_connect_error():

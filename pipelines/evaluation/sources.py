@@ -29,7 +29,7 @@ from pipelines.evaluation.detection_ap import ScoredSegment
 from pipelines.evaluation.detections import detections_from_probs, window_probs
 from pipelines.formats.boris import is_boris_header, media_stem, read_boris, table_rows
 from pipelines.formats.elan import read_eaf_spans
-from pipelines.formats.spans import AnnotationError, read_csv_spans
+from pipelines.formats.spans import AnnotationError, check_annotation_file, read_csv_spans
 from pipelines.formats.submission import is_submission_header, read_submission
 
 __all__ = ["Annotations", "Predictions", "ValueSpan", "VideoFacts", "eaf_media_stem", "is_prediction_file",
@@ -103,15 +103,6 @@ def merge_same_value(spans: Iterable[ValueSpan]) -> list[ValueSpan]:
     return sorted(out, key=lambda s: (s.video, s.start_s, s.end_s, s.value))
 
 
-def _check_file(path: Path) -> None:
-    """Refuse a path that is missing or not a regular file (a folder, a FIFO, a device: reading
-    a FIFO would wait for a writer forever)."""
-    if not path.exists():
-        raise AnnotationError(f"{path}: no such file")
-    if not path.is_file():
-        raise AnnotationError(f"{path}: not a regular file (a folder, a FIFO or a device)")
-
-
 def _csv_header(path: Path) -> list[list[str]]:
     """The first rows of a table (enough to find a BORIS header below its facts block)."""
     return table_rows(path, limit=60)
@@ -156,7 +147,7 @@ def read_annotations(paths: Sequence[str | os.PathLike], tier: str | None = None
     """Coders' spans of all ``paths`` (module doc); a file that gives no span at all is an error."""
     out = Annotations()
     for p in map(Path, paths):
-        _check_file(p)
+        check_annotation_file(p)
         before = len(out.spans)
         _one_annotation_file(p, tier, out)
         if len(out.spans) == before:
@@ -177,7 +168,7 @@ def _checked(path: Path, stem: str, r: Any, num_classes: int) -> ScoredSegment:
 
 
 def _labels_doc(path: Path, out: Predictions) -> None:
-    _check_file(path)
+    check_annotation_file(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         video, model = doc["video"], doc["model"]
@@ -219,7 +210,7 @@ def is_prediction_file(path: Path) -> bool:
     """A labels document, a folder of them, or a submission CSV (else: annotations)."""
     if path.is_dir():
         return True
-    _check_file(path)
+    check_annotation_file(path)
     if path.name.endswith(".json"):
         return True
     return path.suffix.lower() in (".csv", ".tsv", ".txt") and _table_kind(path) == "submission"

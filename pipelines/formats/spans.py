@@ -31,7 +31,7 @@ from pathlib import Path
 from core.csv_table import plain_cell
 from core.taxonomy import label_problem, shown_label
 
-__all__ = ["CSV_COLUMNS", "AnnotationError", "Span", "check_spans", "read_csv_spans"]
+__all__ = ["CSV_COLUMNS", "AnnotationError", "Span", "check_annotation_file", "check_spans", "read_csv_spans"]
 
 CSV_COLUMNS = ("video", "start_s", "end_s", "label")
 _ALIASES = {"stop_s": "end_s"}  # KEY.events.csv's name for the end
@@ -41,6 +41,15 @@ _MAX_ERRORS = 20
 class AnnotationError(ValueError):
     """An annotation file or span that cannot be used; the message names the file and the
     line or annotation."""
+
+
+def check_annotation_file(path: Path) -> None:
+    """Refuse a path that is missing or not a regular file (a folder, a FIFO, a device: reading
+    a FIFO would wait for a writer forever)."""
+    if not path.exists():
+        raise AnnotationError(f"{path}: no such file")
+    if not path.is_file():
+        raise AnnotationError(f"{path}: not a regular file (a folder, a FIFO or a device)")
 
 
 @dataclass(frozen=True)
