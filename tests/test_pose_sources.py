@@ -95,20 +95,25 @@ def test_a_stalled_stream_raises_within_the_read_timeout(serve, streamable):
     assert err.value.frames_read == got  # failed mid-session: the caller keeps what it labelled
 
 
+def _open_fails(url: str, connect_timeout: float) -> tuple[SourceError, float]:
+    """The error ``open_source(url)`` raises, and the seconds it took to raise it."""
+    t0 = time.monotonic()
+    with pytest.raises(SourceError) as err:
+        open_source(url, connect_timeout=connect_timeout)
+    return err.value, time.monotonic() - t0
+
+
 def test_a_server_that_never_answers_raises_the_connect_timeout():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)  # accepts connections (in the kernel) but never says a word
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/live"
     try:
-        t0 = time.monotonic()
-        with pytest.raises(SourceError) as err:
-            open_source(url, connect_timeout=1.5)
-        took = time.monotonic() - t0
+        err, took = _open_fails(url, connect_timeout=1.5)
     finally:
         listener.close()
     assert 1.3 <= took <= 1.5 + 5.5
-    assert str(err.value).startswith(url) and "1.5 s" in str(err.value) and err.value.frames_read == 0
+    assert str(err).startswith(url) and "1.5 s" in str(err) and err.frames_read == 0
 
 
 def test_a_redirect_loop_says_ffmpeg_gave_up_not_the_time_limit():
@@ -127,14 +132,11 @@ def test_a_redirect_loop_says_ffmpeg_gave_up_not_the_time_limit():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/loop.mp4"
     try:
-        t0 = time.monotonic()
-        with pytest.raises(SourceError) as err:
-            open_source(url, connect_timeout=20)
-        took = time.monotonic() - t0
+        err, took = _open_fails(url, connect_timeout=20)
     finally:
         server.shutdown()
         server.server_close()
-    assert took < 15 and "FFmpeg gave up after" in str(err.value) and "20 s" not in str(err.value), str(err.value)
+    assert took < 15 and "FFmpeg gave up after" in str(err) and "20 s" not in str(err), str(err)
 
 
 def test_nothing_listening_is_a_connect_error():
