@@ -13,7 +13,8 @@ __all__ = ["ClipServer", "serve"]
 
 class ClipServer:
     """A threaded HTTP server on 127.0.0.1 sending ``data`` at :attr:`url` (all of it, or its
-    first ``cut`` fraction and then holding the connection open without sending)."""
+    first ``cut`` fraction and then holding the connection open without sending for up to
+    ``hold_s`` seconds before closing it)."""
 
     def __init__(self, data: bytes, cut: float | None = None, hold_s: float = 60.0) -> None:
         release = self.release = threading.Event()
@@ -45,11 +46,12 @@ class ClipServer:
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., ClipServer]]:
-    """``serve(data, cut=None)`` starts a :class:`ClipServer`; all are closed after the test."""
+    """``serve(data, cut=None, hold_s=60)`` starts a :class:`ClipServer`; all are closed after
+    the test. ``hold_s=0`` closes the connection right after the cut: a server that went away."""
     servers: list[ClipServer] = []
 
-    def start(data: bytes, cut: float | None = None) -> ClipServer:
-        servers.append(ClipServer(data, cut))
+    def start(data: bytes, cut: float | None = None, hold_s: float = 60.0) -> ClipServer:
+        servers.append(ClipServer(data, cut, hold_s))
         return servers[-1]
 
     yield start

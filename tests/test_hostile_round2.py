@@ -427,31 +427,8 @@ def test_ragged_keypoint_list_names_the_file_and_clip(tmp_path):
 
 # ------------------------------------------------------------------------------ live sources
 
-def _http_server(data: bytes, send: float) -> tuple[object, str]:
-    """An HTTP server on 127.0.0.1 that promises all of ``data`` (Content-Length) but sends only
-    the first ``send`` share and closes the connection: a server that went away mid-stream."""
-    import http.server
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "video/mp4")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[:int(len(data) * send)])
-            self.wfile.flush()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/session.mp4"
-
-
 @pytest.mark.timeout(120)
-def test_a_stream_whose_server_goes_away_mid_session_is_a_failure_not_an_end(tmp_path):
+def test_a_stream_whose_server_goes_away_mid_session_is_a_failure_not_an_end(tmp_path, serve):
     """The server sent 40% of a 75-frame mp4 it had announced in full, then closed: the session
     ended as if the source had ended (exit 0, 'source ended'). The container says how many frames
     it holds, so stopping short of them is a source failure (exit 1 after writing the session)."""
@@ -460,23 +437,16 @@ def test_a_stream_whose_server_goes_away_mid_session_is_a_failure_not_an_end(tmp
     from tests.media import faststart_copy
 
     data = faststart_copy(VIDEOS_DIR / "0030_01_0002.mp4", tmp_path / "clip.mp4")
-    httpd, url = _http_server(data, 0.4)
-    try:
-        src = open_source(url, read_timeout=3.0, lossless=True)
-        got = 0
-        with pytest.raises(SourceError, match="ended after") as err:
-            for _ in src:
-                got += 1
-        src.close()
-        assert 0 < got < 75 and err.value.frames_read == got and err.value.source == url
-        full, url_full = _http_server(data, 1.0)  # the whole clip still ends cleanly
-        try:
-            with open_source(url_full, lossless=True) as whole:
-                assert sum(1 for _ in whole) == 75
-        finally:
-            full.shutdown()
-    finally:
-        httpd.shutdown()
+    url = serve(data, cut=0.4, hold_s=0).url  # 40 % sent, then the connection closes
+    src = open_source(url, read_timeout=3.0, lossless=True)
+    got = 0
+    with pytest.raises(SourceError, match="ended after") as err:
+        for _ in src:
+            got += 1
+    src.close()
+    assert 0 < got < 75 and err.value.frames_read == got and err.value.source == url
+    with open_source(serve(data).url, lossless=True) as whole:  # the whole clip still ends cleanly
+        assert sum(1 for _ in whole) == 75
 
 
 @pytest.mark.slow
