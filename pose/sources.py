@@ -180,16 +180,17 @@ class _Capture:
             if sys.platform.startswith("linux") and not Path(f"/dev/video{spec.camera}").exists():
                 raise SourceError(spec.label, f"no such camera (no /dev/video{spec.camera})")
             self.cap = cv2.VideoCapture(spec.camera)
+            why_not_opened = "camera cannot be opened (busy, or not a capture device)"
         else:
             _check_tcp(spec, connect_timeout)
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(connect_timeout * 1000),
                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, int((read_timeout + 1) * 1000)]
             started = time.monotonic()
             self.cap = cv2.VideoCapture(spec.text, cv2.CAP_FFMPEG, params)
+            why_not_opened = _not_opened(time.monotonic() - started, connect_timeout)
         if not self.cap.isOpened():
             self.cap.release()
-            raise SourceError(spec.label, "camera cannot be opened (busy, or not a capture device)"
-                              if spec.kind == "camera" else _not_opened(time.monotonic() - started, connect_timeout))
+            raise SourceError(spec.label, why_not_opened)
         self.fps = _fps_or_default(float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0))
         count = float(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)  # a URL of a file says; live streams don't
         self.frame_count = int(count) if spec.kind == "url" and math.isfinite(count) and 0 < count < 1e9 else None
