@@ -35,9 +35,13 @@ def _config(data: Path, seed: int):
                                     "checkpoint.interval": 1, "loader.num_workers": 0}, data=data)
 
 
+def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
 def _initial_weights(data: Path, seed: int, work: Path) -> dict[str, torch.Tensor]:
     torch.manual_seed(torch.randint(0, 2**31, ()).item() + 1)  # the caller's generator state must not matter
-    return {k: v.clone() for k, v in build_runner(_config(data, seed), work, device="cpu").model.state_dict().items()}
+    return _snapshot(build_runner(_config(data, seed), work, device="cpu").model)
 
 
 def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
@@ -58,9 +62,9 @@ def test_same_seed_and_threads_give_the_same_weights_after_training(msr_subset, 
         trained = []
         for run in ("a", "b"):
             runner = build_runner(_config(msr_subset, 1), tmp_path / run, device="cpu")
-            before = {k: v.clone() for k, v in runner.model.state_dict().items()}
+            before = _snapshot(runner.model)
             runner.train()
-            after = {k: v.clone() for k, v in runner.model.state_dict().items()}
+            after = _snapshot(runner.model)
             assert not _same(before, after)  # it did train
             trained.append(after)
     finally:
